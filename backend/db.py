@@ -1,0 +1,126 @@
+"""Engine and sessions for SQLite (embedded) and Postgres (team), and migrations run from code.
+
+SQLite runs with WAL (the API reads while the worker writes), a busy timeout (writers wait instead of
+failing with "database is locked") and foreign keys on (so deleting a job cascades to its steps).
+"""
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker] = {}
+_lock = threading.Lock()
+
+
+def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
+    cur.close()
+
+
+def make_engine(database_url: str) -> Engine:
+    """A new engine; SQLite files get their directory created and the pragmas above."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                               pool_size=20, max_overflow=20)
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def get_engine(database_url: str | None = None) -> Engine:
+    """The process-wide engine for a URL (default: the configured database)."""
+    if database_url is None:
+        from backend.settings import get_settings
+
+        database_url = get_settings().database_url
+    with _lock:
+        if database_url not in _engines:
+            _engines[database_url] = make_engine(database_url)
+        return _engines[database_url]
+
+
+def get_sessionmaker(database_url: str | None = None) -> sessionmaker:
+    engine = get_engine(database_url)
+    key = str(engine.url)
+    with _lock:
+        if key not in _factories:
+            _factories[key] = sessionmaker(engine, expire_on_commit=False)
+        return _factories[key]
+
+
+@contextmanager
+def session_scope(database_url: str | None = None) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back if it raises."""
+    session = get_sessionmaker(database_url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, and worker processes after fork)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _factories.clear()
+
+
+def alembic_config(database_url: str):
+    """An Alembic config built in code (no alembic.ini), so migrations work from an installed package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Passed as an attribute, not a main option: configparser would choke on '%' in passwords.
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (default: the newest)."""
+    from alembic import command
+
+    if database_url is None:
+        from backend.settings import get_settings
+
+        database_url = get_settings().database_url
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(database_url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def current_revision(database_url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

@@ -1,0 +1,125 @@
+"""The SQL schema (SQLAlchemy 2 ORM). Alembic migrations in backend/migrations/ create exactly this.
+
+Jobs carry their latest summary figures so the run list never reads step history. A step stores the
+engine's step dict without the per-layer mask/density blobs; those live in layer_masks, one row per layer,
+so the heatmap endpoint reads one small row and step lists stay light.
+"""
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+ROLES = ("admin", "user", "viewer")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    # Deterministic names, so migrations can refer to indexes and constraints on SQLite and Postgres alike.
+    metadata = MetaData(naming_convention={"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s"})
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(10), default="user")  # admin | user | viewer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token
+    prefix: Mapped[str] = mapped_column(String(16), default="")  # first characters, to name it in `token revoke`
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    model: Mapped[str] = mapped_column(String(50), index=True)
+    dataset: Mapped[str] = mapped_column(String(50), index=True)
+    method: Mapped[str] = mapped_column(String(50), index=True)  # method kind
+    schedule: Mapped[str] = mapped_column(String(50), index=True)  # schedule kind
+    tags: Mapped[list[Any]] = mapped_column(default=list)  # for display; filtering uses job_tags
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
+    queue: Mapped[str] = mapped_column(String(50), default="default")
+    task_id: Mapped[str | None] = mapped_column(String(100), default=None)  # Celery task id of the last enqueue
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Bumped on every change; the event stream polls for rows newer than what it has sent.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    baseline: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # Latest summary figures, updated with each stored step.
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    last_sparsity: Mapped[float | None] = mapped_column(Float, default=None, index=True)
+    last_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
+    best_accuracy: Mapped[float | None] = mapped_column(Float, default=None, index=True)
+    baseline_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
+    last_speedup: Mapped[float | None] = mapped_column(Float, default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+
+    owner: Mapped[User | None] = relationship(lazy="joined")
+    tag_rows: Mapped[list["JobTag"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class JobTag(Base):
+    """One row per (job, tag): filtering by tag is a plain indexed equality on SQLite and Postgres."""
+    __tablename__ = "job_tags"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
+
+
+class Step(Base):
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_steps_job_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    # The engine's step dict; its "layers" entries keep their stats but not "mask"/"density".
+    metrics: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LayerMask(Base):
+    __tablename__ = "layer_masks"
+    __table_args__ = (Index("ix_layer_masks_step_layer", "step_id", "layer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"))
+    layer: Mapped[str] = mapped_column(String(200))
+    grid: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # worker.masks.encode_grid output
+    grid_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # the grid's shape, read without the blob
+    density: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # worker.masks.encode_density output
+    block_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # [rows, cols] of one block
+    weight_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # as in the step's layer "shape"
+    sparsity: Mapped[float | None] = mapped_column(Float, default=None)

@@ -1,0 +1,431 @@
+"""Queries shared by the API and the worker. Every function takes an open Session; the caller owns the
+transaction (backend.db.session_scope commits or rolls back), so a worker can commit each step alone.
+"""
+import hashlib
+import hmac
+import secrets
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, load_only
+
+from backend.models import (ACTIVE_STATUSES, JOB_STATUSES, ROLES, ApiToken, Job, JobTag, LayerMask, Step, User,
+                            utcnow)
+
+SORT_COLUMNS = {"created_at": Job.created_at, "name": Job.name, "best_accuracy": Job.best_accuracy,
+                "last_sparsity": Job.last_sparsity, "sparsity": Job.last_sparsity, "accuracy": Job.last_accuracy,
+                "status": Job.status, "id": Job.id}
+
+
+class StoreError(ValueError):
+    """A request the store refuses (wrong state, unknown name); `field` names what was wrong."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+# ---------------------------------------------------------------- users and tokens
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return "pl_" + secrets.token_urlsafe(32)
+
+
+def create_user(session: Session, name: str, role: str = "user") -> tuple[User, str]:
+    """Add a user with one fresh API token; the token is returned once and only its hash is stored."""
+    if role not in ROLES:
+        raise StoreError("role", f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise StoreError("name", "must be 1 to 100 characters")
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise StoreError("name", f"a user named {name!r} already exists")
+    user = User(name=name, role=role)
+    session.add(user)
+    session.flush()
+    token = add_token(session, user)
+    return user, token
+
+
+def add_token(session: Session, user: User) -> str:
+    token = new_token()
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:10]))
+    session.flush()
+    return token
+
+
+def list_users(session: Session) -> list[dict[str, Any]]:
+    active = (select(ApiToken.user_id, func.count().label("n")).where(ApiToken.revoked_at.is_(None))
+              .group_by(ApiToken.user_id).subquery())
+    rows = session.execute(select(User, func.coalesce(active.c.n, 0)).outerjoin(active, active.c.user_id == User.id)
+                           .order_by(User.name)).all()
+    return [{"id": u.id, "name": u.name, "role": u.role, "created_at": iso(u.created_at), "active_tokens": n}
+            for u, n in rows]
+
+
+def revoke_token(session: Session, token_or_prefix: str) -> int:
+    """Revoke a token given in full, or by the prefix shown when it was made (at least 6 characters).
+    Returns how many tokens were revoked (0 if none matched)."""
+    now = utcnow()
+    by_hash = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token_or_prefix)))
+    if by_hash is not None:
+        if by_hash.revoked_at is None:
+            by_hash.revoked_at = now
+            return 1
+        return 0
+    if len(token_or_prefix) < 6:
+        raise StoreError("token", "give the whole token or a prefix of at least 6 characters")
+    tokens = session.scalars(select(ApiToken).where(ApiToken.prefix == token_or_prefix[:10],
+                                                    ApiToken.revoked_at.is_(None))).all()
+    tokens = [t for t in tokens if t.prefix.startswith(token_or_prefix) or token_or_prefix.startswith(t.prefix)]
+    if len(tokens) > 1:
+        raise StoreError("token", f"prefix {token_or_prefix!r} matches {len(tokens)} tokens; give more characters")
+    for t in tokens:
+        t.revoked_at = now
+    return len(tokens)
+
+
+def revoke_user_tokens(session: Session, name: str) -> int:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise StoreError("name", f"no user named {name!r}")
+    result = session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                             .values(revoked_at=utcnow()))
+    return result.rowcount
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The user of a valid, unrevoked token, else None. The hash is compared in constant time."""
+    digest = hash_token(token)
+    row = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                          .where(ApiToken.token_hash == digest)).first()
+    if row is None:
+        return None
+    tok, user = row
+    if not hmac.compare_digest(tok.token_hash, digest) or tok.revoked_at is not None:
+        return None
+    return user
+
+
+# ---------------------------------------------------------------- jobs
+
+def queue_for_device(device: str) -> str:
+    return {"cuda": "gpu", "cpu": "cpu"}.get(device, "default")
+
+
+def create_job(session: Session, spec: Any, owner_id: int | None = None, queue: str | None = None) -> Job:
+    """Store a validated spec (worker.spec.JobSpec) as a queued job."""
+    data = spec.model_dump(mode="json")
+    tags = list(dict.fromkeys(spec.tags))  # unique, in order
+    job = Job(name=spec.name, spec=data, model=spec.model, dataset=spec.dataset, method=spec.method.kind,
+              schedule=spec.schedule.kind, tags=tags, status="queued", owner_id=owner_id,
+              queue=queue or queue_for_device(spec.device), attempts=0, cancel_requested=False, progress=0.0,
+              message="queued", steps_done=0)
+    job.tag_rows = [JobTag(tag=t) for t in tags]
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job | None:
+    job = session.get(Job, job_id)
+    if job is None or job.deleted_at is not None:
+        return None
+    return job
+
+
+def list_jobs(session: Session, *, status: str | None = None, model: str | None = None, dataset: str | None = None,
+              method: str | None = None, schedule: str | None = None, tag: str | None = None,
+              owner: str | None = None, sort: str = "-created_at", limit: int = 50,
+              offset: int = 0) -> tuple[list[Job], int]:
+    """Jobs matching every given filter, sorted and paged, and how many match in all. Reads only job rows."""
+    where = [Job.deleted_at.is_(None)]
+    if status:
+        statuses = [s for s in status.split(",") if s]
+        bad = [s for s in statuses if s not in JOB_STATUSES]
+        if bad:
+            raise StoreError("status", f"unknown status {bad[0]!r}; allowed: {', '.join(JOB_STATUSES)}")
+        where.append(Job.status.in_(statuses))
+    for column, value in ((Job.model, model), (Job.dataset, dataset), (Job.method, method), (Job.schedule, schedule)):
+        if value:
+            where.append(column == value)
+    if tag:
+        where.append(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
+    if owner:
+        where.append(Job.owner_id.in_(select(User.id).where(User.name == owner)))
+    descending = sort.startswith("-")
+    key = sort.lstrip("-+ ")
+    if key not in SORT_COLUMNS:
+        raise StoreError("sort", f"unknown sort key {key!r}; allowed: {', '.join(SORT_COLUMNS)} (prefix - for descending)")
+    column = SORT_COLUMNS[key]
+    order = [column.desc().nulls_last() if descending else column.asc().nulls_last(),
+             Job.id.desc() if descending else Job.id.asc()]
+    total = session.scalar(select(func.count()).select_from(Job).where(*where))
+    jobs = session.scalars(select(Job).where(*where).order_by(*order).limit(limit).offset(offset)).all()
+    return list(jobs), int(total or 0)
+
+
+def count_active_jobs(session: Session, owner_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(Job).where(
+        Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None))) or 0)
+
+
+def set_task_id(session: Session, job_id: int, task_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(task_id=task_id))
+
+
+def set_status(session: Session, job_id: int, status: str, *, error: str | None = None,
+               message: str | None = None) -> None:
+    """Move a job to `status`, stamping started_at/finished_at."""
+    if status not in JOB_STATUSES:
+        raise StoreError("status", f"unknown status {status!r}; allowed: {', '.join(JOB_STATUSES)}")
+    values: dict[str, Any] = {"status": status}
+    now = utcnow()
+    if status == "running":
+        job = session.get(Job, job_id)
+        if job is not None and job.started_at is None:
+            values["started_at"] = now
+        values["finished_at"] = None
+    elif status in ("succeeded", "failed", "cancelled"):
+        values["finished_at"] = now
+        values["cancel_requested"] = False
+        if status == "succeeded":
+            values["progress"] = 1.0
+    if error is not None:
+        values["error"] = error
+    values["message"] = message if message is not None else status
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def start_job(session: Session, job_id: int) -> Job | None:
+    """Claim a job for a worker: a queued job, or a running one being redelivered after a crash, becomes
+    running. None when the job is gone, finished, or cancelled (the worker then drops the task)."""
+    job = get_job(session, job_id)
+    if job is None or job.status not in ACTIVE_STATUSES:
+        return None
+    if job.cancel_requested:
+        set_status(session, job_id, "cancelled", message="cancelled before it started")
+        return None
+    set_status(session, job_id, "running", message="running")
+    session.refresh(job)
+    return job
+
+
+def set_progress(session: Session, job_id: int, progress: float, message: str | None = None) -> None:
+    values: dict[str, Any] = {"progress": max(0.0, min(1.0, float(progress)))}
+    if message is not None:
+        values["message"] = message[:2000]
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def set_baseline(session: Session, job_id: int, baseline: dict[str, Any]) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(
+        baseline=baseline, baseline_accuracy=baseline.get("accuracy")))
+
+
+def cancel_requested(session: Session, job_id: int) -> bool:
+    """True when the worker should stop: cancel asked for, or the job deleted meanwhile."""
+    row = session.execute(select(Job.cancel_requested, Job.status, Job.deleted_at).where(Job.id == job_id)).first()
+    return row is None or bool(row.cancel_requested) or row.deleted_at is not None or row.status == "cancelled"
+
+
+def completed_steps(session: Session, job_id: int) -> int:
+    """How many leading steps (0..k-1) are stored: a redelivered job resumes at step k."""
+    indices = session.scalars(select(Step.index).where(Step.job_id == job_id).order_by(Step.index)).all()
+    k = 0
+    for i in indices:
+        if i != k:
+            break
+        k += 1
+    return k
+
+
+def _split_step(step: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The step dict without per-layer mask/density, and the mask rows to store beside it."""
+    metrics = dict(step)
+    layers, masks = [], []
+    for layer in step.get("layers") or []:
+        layer = dict(layer)
+        mask = layer.pop("mask", None) or {}
+        density = layer.pop("density", None)
+        layers.append(layer)
+        grid = mask.get("grid")
+        masks.append({"layer": layer.get("name", ""), "grid": grid,
+                      "grid_shape": list(grid["shape"]) if grid else None,
+                      "density": density, "block_shape": mask.get("block_shape"),
+                      "weight_shape": layer.get("shape"), "sparsity": layer.get("sparsity")})
+    metrics["layers"] = layers
+    return metrics, masks
+
+
+def add_step(session: Session, job_id: int, step: dict[str, Any]) -> Step | None:
+    """Store one engine step dict and update the job's summary. A step index already stored is left alone
+    (returns None), so a redelivered job never stores a step twice."""
+    index = int(step["index"])
+    if session.scalar(select(Step.id).where(Step.job_id == job_id, Step.index == index)) is not None:
+        return None
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    metrics, masks = _split_step(step)
+    row = Step(job_id=job_id, index=index, metrics=metrics)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # a concurrent writer stored it first
+        return None
+    session.add_all([LayerMask(step_id=row.id, **m) for m in masks])
+    accuracy = step.get("accuracy")
+    latency = step.get("latency") or {}
+    if index + 1 >= job.steps_done:
+        job.last_sparsity = step.get("sparsity")
+        job.last_accuracy = accuracy
+        job.last_speedup = latency.get("speedup")
+    job.steps_done = max(job.steps_done, index + 1)
+    if accuracy is not None and (job.best_accuracy is None or accuracy > job.best_accuracy):
+        job.best_accuracy = accuracy
+    job.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """A queued job is cancelled at once; a running one is flagged and the worker stops it within seconds."""
+    if job.status == "queued":
+        set_status(session, job.id, "cancelled", message="cancelled before it started")
+    elif job.status == "running":
+        session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True, message="cancelling"))
+    else:
+        raise StoreError("status", f"job {job.id} is {job.status}; only queued or running jobs can be cancelled")
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def retry_job(session: Session, job: Job) -> Job:
+    """A failed or cancelled job is queued again; the worker resumes after its last stored step."""
+    if job.status not in ("failed", "cancelled"):
+        raise StoreError("status", f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried")
+    session.execute(update(Job).where(Job.id == job.id).values(
+        status="queued", cancel_requested=False, error=None, finished_at=None, message="queued again",
+        attempts=Job.attempts + 1))
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def job_artifact_dir(artifact_dir: Path, job_id: int) -> Path:
+    return Path(artifact_dir) / "jobs" / str(int(job_id))
+
+
+def delete_job(session: Session, job: Job, artifact_dir: Path) -> None:
+    """Remove a job, its steps and masks (FK cascades) and its artifact directory."""
+    job_id = job.id
+    session.execute(delete(LayerMask).where(LayerMask.step_id.in_(select(Step.id).where(Step.job_id == job_id))))
+    session.execute(delete(Step).where(Step.job_id == job_id))
+    session.execute(delete(JobTag).where(JobTag.job_id == job_id))
+    session.execute(delete(Job).where(Job.id == job_id))
+    session.expunge(job)
+    shutil.rmtree(job_artifact_dir(artifact_dir, job_id), ignore_errors=True)
+
+
+# ---------------------------------------------------------------- steps and masks
+
+def list_steps(session: Session, job_id: int, after: int | None = None) -> list[Step]:
+    q = select(Step).where(Step.job_id == job_id)
+    if after is not None:
+        q = q.where(Step.index > after)
+    return list(session.scalars(q.order_by(Step.index)).all())
+
+
+def get_step(session: Session, job_id: int, index: int | None = None) -> Step | None:
+    """Step `index` of a job, or its latest step."""
+    q = select(Step).where(Step.job_id == job_id)
+    q = q.where(Step.index == index) if index is not None else q.order_by(Step.index.desc()).limit(1)
+    return session.scalars(q).first()
+
+
+def get_layer_mask(session: Session, job_id: int, layer: str, index: int | None = None,
+                   with_grid: bool = False) -> tuple[int, LayerMask] | None:
+    """(step index, mask row) of a layer at a step (default: the latest step with that layer).
+    The grid blob is loaded only with with_grid=True."""
+    columns = [LayerMask.id, LayerMask.step_id, LayerMask.layer, LayerMask.grid_shape, LayerMask.density,
+               LayerMask.block_shape, LayerMask.weight_shape, LayerMask.sparsity]
+    if with_grid:
+        columns.append(LayerMask.grid)
+    q = (select(Step.index, LayerMask).join(LayerMask, LayerMask.step_id == Step.id)
+         .options(load_only(*columns)).where(Step.job_id == job_id, LayerMask.layer == layer))
+    q = q.where(Step.index == index) if index is not None else q.order_by(Step.index.desc())
+    row = session.execute(q.limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
+def step_curves(session: Session, job_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Step metrics of several jobs in one query, in step order."""
+    out: dict[int, list[dict[str, Any]]] = {j: [] for j in job_ids}
+    rows = session.execute(select(Step.job_id, Step.metrics).where(Step.job_id.in_(job_ids))
+                           .order_by(Step.job_id, Step.index))
+    for job_id, metrics in rows:
+        out[job_id].append(metrics)
+    return out
+
+
+def changed_jobs(session: Session, since: datetime, job_id: int | None = None) -> list[Job]:
+    q = select(Job).where(Job.updated_at > since, Job.deleted_at.is_(None))
+    if job_id is not None:
+        q = q.where(Job.id == job_id)
+    return list(session.scalars(q.order_by(Job.updated_at)).all())
+
+
+def new_steps(session: Session, after_id: int, job_id: int | None = None) -> list[tuple[int, int, int]]:
+    """(step row id, job id, index) of steps stored after row `after_id`."""
+    q = select(Step.id, Step.job_id, Step.index).where(Step.id > after_id)
+    if job_id is not None:
+        q = q.where(Step.job_id == job_id)
+    return [tuple(r) for r in session.execute(q.order_by(Step.id)).all()]
+
+
+def last_step_id(session: Session) -> int:
+    return int(session.scalar(select(func.max(Step.id))) or 0)
+
+
+# ---------------------------------------------------------------- JSON shapes
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id, "name": job.name, "status": job.status, "progress": job.progress, "message": job.message,
+        "model": job.model, "dataset": job.dataset, "method": job.method, "schedule": job.schedule,
+        "tags": list(job.tags or []), "spec": job.spec, "owner": job.owner.name if job.owner else None,
+        "error": job.error, "queue": job.queue, "attempts": job.attempts, "cancel_requested": job.cancel_requested,
+        "created_at": iso(job.created_at), "updated_at": iso(job.updated_at), "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at), "baseline": job.baseline,
+        "summary": {"steps": job.steps_done, "sparsity": job.last_sparsity, "accuracy": job.last_accuracy,
+                    "best_accuracy": job.best_accuracy, "baseline_accuracy": job.baseline_accuracy,
+                    "speedup": job.last_speedup},
+    }
+
+
+def step_to_dict(step: Step) -> dict[str, Any]:
+    return {**step.metrics, "index": step.index, "created_at": iso(step.created_at)}
+
+
+def stale_since(seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=seconds)

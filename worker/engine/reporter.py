@@ -1,0 +1,38 @@
+"""How the engine talks to whoever runs it (the CLI's progress bar, the Celery task's database writer).
+
+The engine calls these in order: on_baseline once, then on_progress many times and on_step once per
+pruning step. It saves a step's checkpoint before calling on_step, so a runner that stores steps can
+resume a job after its last stored step. It checks `cancelled()` between batches and between steps
+and raises Cancelled when it answers True.
+"""
+from typing import Protocol
+
+
+class Cancelled(Exception):
+    """Raised by the engine when the reporter asked it to stop."""
+
+
+class Reporter(Protocol):
+    def on_baseline(self, metrics: dict) -> None: ...
+
+    def on_step(self, step: dict) -> None: ...
+
+    def on_progress(self, fraction: float, message: str) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class NullReporter:
+    """A reporter that records nothing and never cancels."""
+
+    def on_baseline(self, metrics: dict) -> None:
+        pass
+
+    def on_step(self, step: dict) -> None:
+        pass
+
+    def on_progress(self, fraction: float, message: str) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False

@@ -1,0 +1,287 @@
+"""The job spec and the catalog: the engine's vocabulary, torch-free so the API can import it.
+
+A spec is what `prunelab run SPEC.yaml` reads and what POST /api/jobs takes as JSON.
+`parse_spec` turns a dict into a JobSpec or raises SpecError with one line naming the field
+and the allowed values.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MODELS: dict[str, dict[str, Any]] = {
+    "lenet300_100": {
+        "label": "LeNet-300-100 (784-300-100-10 MLP)",
+        "family": "mlp",
+    },
+    "vgg": {"label": "VGG, 8 conv + BN (seed 001)", "family": "conv"},
+    "vgg16_bn": {"label": "VGG-16-BN (32x32 inputs)", "family": "conv"},
+    "resnet18": {"label": "ResNet-18, CIFAR stem", "family": "conv"},
+    "resnet18_head": {"label": "ResNet-18 + FC head 512-300-10 (seed 000)", "family": "conv"},
+}
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "digits": {"label": "scikit-learn digits (1797 8x8 images, built in)", "builtin": True,
+               "shape": [1, 8, 8], "classes": 10},
+    "mnist": {"label": "MNIST", "builtin": False, "shape": [1, 28, 28], "classes": 10},
+    "fashion_mnist": {"label": "Fashion-MNIST", "builtin": False, "shape": [1, 28, 28], "classes": 10},
+    "cifar10": {"label": "CIFAR-10", "builtin": False, "shape": [3, 32, 32], "classes": 10},
+}
+
+
+def _vgg_layers(n_conv: int) -> list[str]:
+    return [f"backbone.conv{i}" for i in range(n_conv)] + ["classifier"]
+
+
+def _resnet18_layers(head: bool) -> list[str]:
+    names = ["conv1"]
+    for stage in range(1, 5):
+        for block in range(2):
+            prefix = f"layer{stage}.{block}"
+            names += [f"{prefix}.conv1", f"{prefix}.conv2"]
+            if stage > 1 and block == 0:
+                names.append(f"{prefix}.downsample.0")
+    return names + (["fc.0", "fc.2"] if head else ["fc"])
+
+
+# Prunable layers (Conv2d and Linear, by module name) of each model. tests/ checks these against
+# the real torch modules, so the API can validate layer names without importing torch.
+MODEL_LAYERS: dict[str, list[str]] = {
+    "lenet300_100": ["fc1", "fc2", "fc3"],
+    "vgg": _vgg_layers(8),
+    "vgg16_bn": _vgg_layers(13),
+    "resnet18": _resnet18_layers(head=False),
+    "resnet18_head": _resnet18_layers(head=True),
+}
+
+# The layers a method prunes when the spec names none.
+DEFAULT_LAYERS: dict[str, list[str]] = {
+    "lenet300_100": ["fc1", "fc2", "fc3"],
+    "vgg": MODEL_LAYERS["vgg"],
+    "vgg16_bn": MODEL_LAYERS["vgg16_bn"],
+    "resnet18": MODEL_LAYERS["resnet18"],
+    # The paper prunes only the fully connected head of ResNet-18.
+    "resnet18_head": ["fc.0", "fc.2"],
+}
+
+ModelName = Literal["lenet300_100", "vgg", "vgg16_bn", "resnet18", "resnet18_head"]
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class SpecError(ValueError):
+    """A bad spec: `str(err)` is one line naming the field and what is allowed."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainSpec(_Strict):
+    epochs: int = Field(10, ge=0, le=1000, description="epochs to train the baseline")
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(0.001, gt=0, le=10, description="learning rate")
+    batch_size: int = Field(64, ge=1, le=65536)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training data held out to select checkpoints")
+    augment: bool | None = Field(None, description="random crop + flip; default on for cifar10")
+
+
+class _LayerChoice(_Strict):
+    layers: list[str] | None = Field(None, description="layer names to prune; default: the model's default set")
+
+
+class BlockMethod(_LayerChoice):
+    kind: Literal["block"]
+    block_size: int | tuple[int, int] = Field(2, description="n for n x n blocks, or [rows, cols]")
+    score: Literal["mean_abs", "l1", "l2"] = "mean_abs"
+    scope: Literal["layer", "global"] = "layer"
+
+    @field_validator("block_size")
+    @classmethod
+    def _positive(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
+        sizes = (v,) if isinstance(v, int) else v
+        if any(s < 1 or s > 4096 for s in sizes):
+            raise ValueError("must be an integer from 1 to 4096 (or a pair of them)")
+        return v
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        return (self.block_size, self.block_size) if isinstance(self.block_size, int) else tuple(self.block_size)
+
+
+class MagnitudeMethod(_LayerChoice):
+    kind: Literal["magnitude"]
+    scope: Literal["layer", "global"] = "layer"
+    layer_sparsity: dict[str, Fraction] | None = Field(
+        None, description="fixed per-layer target sparsity (one-shot); overrides the schedule's targets")
+
+
+class ChannelMethod(_LayerChoice):
+    kind: Literal["channel"]
+    importance: Literal["l1", "l2", "bn_scale"] = "l1"
+
+
+class GroupLassoMethod(_LayerChoice):
+    kind: Literal["group_lasso"]
+    strength: float = Field(1e-4, gt=0, le=1, description="penalty weight lambda of sum ||W_filter||_2")
+    epochs: int = Field(5, ge=1, le=1000, description="epochs of regularised training before removal")
+    threshold: float = Field(1e-3, gt=0, le=1, description="a filter whose norm / largest norm is below this is removed")
+
+
+Method = Annotated[Union[BlockMethod, MagnitudeMethod, ChannelMethod, GroupLassoMethod], Field(discriminator="kind")]
+
+AfterPruning = Literal["finetune", "rewind", "none"]
+
+
+class _AfterPruning(_Strict):
+    after: AfterPruning = Field("finetune", description="finetune: continue from the pruned weights; rewind: reset survivors to an early epoch and retrain")
+    finetune_epochs: int = Field(2, ge=0, le=1000)
+    finetune_lr: float | None = Field(None, gt=0, le=10, description="default: the training lr")
+    rewind_epoch: int = Field(1, ge=0, le=1000, description="epoch of the baseline training whose weights `rewind` restores")
+
+
+class OneShotSchedule(_AfterPruning):
+    kind: Literal["oneshot"]
+    sparsities: list[Fraction] = Field([0.5, 0.75, 0.9], description="target sparsities, each pruned from the same baseline")
+
+
+class IterativeSchedule(_AfterPruning):
+    kind: Literal["iterative"]
+    rate: float = Field(0.2, gt=0, lt=1, description="fraction of the remaining weights pruned each round")
+    rounds: int | None = Field(10, ge=1, le=200)
+    target: Fraction | None = Field(None, description="stop once this sparsity is reached")
+    layer_rates: dict[str, Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+        None, description="per-layer rate, e.g. the paper's 0.1 for fc3")
+
+    @model_validator(mode="after")
+    def _has_an_end(self) -> "IterativeSchedule":
+        if self.rounds is None and self.target is None:
+            raise ValueError("give rounds or target (or both)")
+        return self
+
+
+Schedule = Annotated[Union[OneShotSchedule, IterativeSchedule], Field(discriminator="kind")]
+
+
+class MeasureSpec(_Strict):
+    latency: bool = Field(True, description="measure dense vs realised inference latency")
+    batch_size: int = Field(64, ge=1, le=4096, description="batch size for the latency measurement")
+
+
+class JobSpec(_Strict):
+    name: str = Field("experiment", min_length=1, max_length=200)
+    model: ModelName
+    dataset: DatasetName
+    train: TrainSpec = TrainSpec()
+    method: Method
+    schedule: Schedule
+    measure: MeasureSpec = MeasureSpec()
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _layers_exist(self) -> "JobSpec":
+        known = MODEL_LAYERS[self.model]
+        named = list(self.method.layers or [])
+        if isinstance(self.method, MagnitudeMethod) and self.method.layer_sparsity:
+            named += list(self.method.layer_sparsity)
+        if isinstance(self.schedule, IterativeSchedule) and self.schedule.layer_rates:
+            named += list(self.schedule.layer_rates)
+        unknown = [n for n in named if n not in known]
+        if unknown:
+            raise SpecError("method.layers", f"unknown layer {unknown[0]!r} for model {self.model}; allowed: {', '.join(known)}")
+        return self
+
+    def pruned_layers(self) -> list[str]:
+        if isinstance(self.method, MagnitudeMethod) and self.method.layer_sparsity:
+            return list(self.method.layer_sparsity)
+        return list(self.method.layers or DEFAULT_LAYERS[self.model])
+
+    def training_key(self) -> dict[str, Any]:
+        """What identifies a trained baseline: same key, same weights, so it can be reused."""
+        return {"model": self.model, "dataset": self.dataset, "train": self.train.model_dump(), "seed": self.seed}
+
+
+def _field_path(loc: tuple) -> str:
+    # Drop the discriminator tags pydantic inserts into the location ("method.block.block_size").
+    parts = [str(p) for p in loc if p not in ("block", "magnitude", "channel", "group_lasso", "oneshot", "iterative")]
+    return ".".join(parts) or "spec"
+
+
+def parse_spec(data: Any) -> JobSpec:
+    """Validate a spec dict; raise SpecError with one line naming the field and the allowed values."""
+    if not isinstance(data, dict):
+        raise SpecError("spec", "must be a mapping of fields (name, model, dataset, train, method, schedule, ...)")
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, SpecError):
+            raise cause from None
+        raise SpecError(_field_path(err["loc"]), err["msg"]) from None
+
+
+def _params(model: type[BaseModel], skip: tuple[str, ...] = ("kind",)) -> list[dict[str, Any]]:
+    """Describe a spec section's fields for a form: name, type, default, bounds, choices, help."""
+    schema = model.model_json_schema()
+    out = []
+    for name, prop in schema["properties"].items():
+        if name in skip:
+            continue
+        options = prop.get("anyOf", [prop])
+        entry: dict[str, Any] = {"name": name, "default": prop.get("default"), "help": prop.get("description", "")}
+        for opt in options:
+            if "enum" in opt:
+                entry.update(type="enum", choices=opt["enum"])
+            elif opt.get("type") in ("integer", "number", "boolean", "string", "array", "object") and "type" not in entry:
+                entry["type"] = {"integer": "int", "number": "float", "boolean": "bool", "string": "str",
+                                 "array": "list", "object": "map"}[opt["type"]]
+            for bound, key in (("minimum", "min"), ("exclusiveMinimum", "min_exclusive"),
+                               ("maximum", "max"), ("exclusiveMaximum", "max_exclusive")):
+                if bound in opt:
+                    entry[key] = opt[bound]
+        entry.setdefault("type", "str")
+        out.append(entry)
+    return out
+
+
+METHOD_LABELS = {
+    "block": "Block pruning (n x n blocks, seed 000/004)",
+    "magnitude": "Fine-grained magnitude pruning",
+    "channel": "Channel (filter) pruning, physically removed",
+    "group_lasso": "Group-lasso structured sparsity, then filter removal",
+}
+SCHEDULE_LABELS = {
+    "oneshot": "One-shot: each target pruned from the same baseline",
+    "iterative": "Iterative: prune a fraction of what remains each round",
+}
+
+
+def catalog() -> dict[str, Any]:
+    """Everything a client needs to build a job form: choices, parameters, ranges, defaults, presets."""
+    from worker.presets import PRESETS  # local import: presets are data, loaded on demand
+
+    return {
+        "models": [{"name": n, **m, "layers": MODEL_LAYERS[n], "default_layers": DEFAULT_LAYERS[n]} for n, m in MODELS.items()],
+        "datasets": [{"name": n, **d} for n, d in DATASETS.items()],
+        "methods": [{"kind": k, "label": METHOD_LABELS[k], "params": _params(cls)} for k, cls in
+                    (("block", BlockMethod), ("magnitude", MagnitudeMethod), ("channel", ChannelMethod),
+                     ("group_lasso", GroupLassoMethod))],
+        "schedules": [{"kind": k, "label": SCHEDULE_LABELS[k], "params": _params(cls)} for k, cls in
+                      (("oneshot", OneShotSchedule), ("iterative", IterativeSchedule))],
+        "train": {"params": _params(TrainSpec, skip=())},
+        "measure": {"params": _params(MeasureSpec, skip=())},
+        "devices": ["auto", "cpu", "cuda"],
+        "presets": PRESETS,
+    }
