@@ -212,10 +212,40 @@ class JobSpec(_Strict):
         return {"model": self.model, "dataset": self.dataset, "train": self.train.model_dump(), "seed": self.seed}
 
 
+_TAGGED: dict[str, type[BaseModel]] = {
+    "block": BlockMethod, "magnitude": MagnitudeMethod, "channel": ChannelMethod, "group_lasso": GroupLassoMethod,
+    "oneshot": OneShotSchedule, "iterative": IterativeSchedule,
+}
+
+
 def _field_path(loc: tuple) -> str:
     # Drop the discriminator tags pydantic inserts into the location ("method.block.block_size").
-    parts = [str(p) for p in loc if p not in ("block", "magnitude", "channel", "group_lasso", "oneshot", "iterative")]
-    return ".".join(parts) or "spec"
+    return ".".join(str(p) for p in loc if p not in _TAGGED) or "spec"
+
+
+def _allowed_range(loc: tuple) -> str:
+    """The numeric bounds of the field at `loc`, e.g. '0 < rate < 1', or '' when it has none."""
+    model: type[BaseModel] | None = JobSpec
+    info = None
+    for part in loc:
+        if part in _TAGGED:
+            model = _TAGGED[part]
+        elif model is not None and part in model.model_fields:
+            info = model.model_fields[part]
+            model = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        else:
+            return ""
+    if info is None:
+        return ""
+    low = high = ""
+    for bound in info.metadata:
+        for attr, side in (("ge", "<="), ("gt", "<"), ("le", "<="), ("lt", "<")):
+            value = getattr(bound, attr, None)
+            if value is not None and attr in ("ge", "gt"):
+                low = f"{value:g} {side} "
+            elif value is not None:
+                high = f" {side} {value:g}"
+    return f"{low}{loc[-1]}{high}" if low or high else ""
 
 
 def parse_spec(data: Any) -> JobSpec:
@@ -229,7 +259,11 @@ def parse_spec(data: Any) -> JobSpec:
         cause = err.get("ctx", {}).get("error")
         if isinstance(cause, SpecError):
             raise cause from None
-        raise SpecError(_field_path(err["loc"]), err["msg"]) from None
+        message = err["msg"]
+        allowed = _allowed_range(err["loc"]) if "than" in err["type"] else ""
+        if allowed:
+            message += f" (allowed: {allowed})"
+        raise SpecError(_field_path(err["loc"]), message) from None
 
 
 def _params(model: type[BaseModel], skip: tuple[str, ...] = ("kind",)) -> list[dict[str, Any]]:
