@@ -97,8 +97,7 @@ def alembic_config(database_url: str):
     return cfg
 
 
-def upgrade(database_url: str | None = None, revision: str = "head") -> None:
-    """Apply migrations up to `revision` (default: the newest)."""
+def _run_alembic(database_url: str | None, action: str, revision: str) -> None:
     from alembic import command
 
     if database_url is None:
@@ -110,9 +109,18 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
         with engine.begin() as conn:
             cfg = alembic_config(database_url)
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            getattr(command, action)(cfg, revision)
     finally:
         engine.dispose()
+
+
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (default: the newest). Safe to run at every start."""
+    _run_alembic(database_url, "upgrade", revision)
+
+
+def downgrade(database_url: str | None, revision: str) -> None:
+    _run_alembic(database_url, "downgrade", revision)
 
 
 def current_revision(database_url: str) -> str | None:

@@ -192,14 +192,21 @@ class JobSpec(_Strict):
     @model_validator(mode="after")
     def _layers_exist(self) -> "JobSpec":
         known = MODEL_LAYERS[self.model]
-        named = list(self.method.layers or [])
+        named = [("method.layers", n) for n in self.method.layers or []]
         if isinstance(self.method, MagnitudeMethod) and self.method.layer_sparsity:
-            named += list(self.method.layer_sparsity)
+            named += [("method.layer_sparsity", n) for n in self.method.layer_sparsity]
         if isinstance(self.schedule, IterativeSchedule) and self.schedule.layer_rates:
-            named += list(self.schedule.layer_rates)
-        unknown = [n for n in named if n not in known]
+            named += [("schedule.layer_rates", n) for n in self.schedule.layer_rates]
+        unknown = [(field, n) for field, n in named if n not in known]
         if unknown:
-            raise SpecError("method.layers", f"unknown layer {unknown[0]!r} for model {self.model}; allowed: {', '.join(known)}")
+            field, name = unknown[0]
+            raise SpecError(field, f"unknown layer {name!r} for model {self.model}; allowed: {', '.join(known)}")
+        if self.schedule.after == "rewind":
+            if self.method.kind in ("channel", "group_lasso"):
+                raise SpecError("schedule.after", "rewind needs a mask-based method (block, magnitude): "
+                                "channel removal changes the shapes; allowed here: finetune, none")
+            if self.schedule.rewind_epoch > self.train.epochs:
+                raise SpecError("schedule.rewind_epoch", f"must be at most train.epochs ({self.train.epochs})")
         return self
 
     def pruned_layers(self) -> list[str]:

@@ -87,7 +87,7 @@ class Splits:
 
 def read_idx(path: Path) -> np.ndarray:
     """An idx (ubyte) file as MNIST ships it, plain or gzip-compressed."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = bytearray(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte idx file")
     ndim = raw[3]

@@ -164,7 +164,7 @@ def baseline(spec: JobSpec, splits: Splits, device: torch.device, cache_dir: Pat
         cfg = TrainConfig.from_spec(spec.train, spec.dataset)
         result = train(model, splits, cfg, reporter=reporter, on_progress=progress.part(train_units),
                        seed=spec.seed, snapshot_epochs=tuple(sorted(wanted)), label="baseline")
-        progress.advance(0, "baseline trained")
+        progress.advance(train_units, "baseline trained")
         train_seconds = result.seconds
         entry = {"key": spec.training_key(), "state": state_copy(model), "snapshots": result.snapshots,
                  "metrics": {"train_seconds": train_seconds, "best_epoch": result.best_epoch}}
@@ -207,8 +207,6 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
     started = time.perf_counter()
     out_dir = Path(out_dir)
     method, sched = spec.method, spec.schedule
-    if sched.after == "rewind" and spec.method.kind in ("channel", "group_lasso"):
-        raise SpecError("schedule.after", "rewind needs a mask-based method (block, magnitude); allowed here: finetune, none")
     device = resolve_device(spec.device)
     check = CancelCheck(reporter)
     splits = load_dataset(spec.dataset, data_dir, device, spec.train.val_fraction, spec.seed,

@@ -1,0 +1,33 @@
+"""The FastAPI app. `create_app(settings)` builds it; `prunelab serve` runs it with uvicorn.
+This package never imports torch: the API only needs the torch-free spec, catalog and mask codec."""
+import importlib.util
+from typing import Any, Callable
+
+from fastapi import FastAPI
+
+from backend.api import events, jobs, views
+from backend.api.limits import BodySizeLimit
+from backend.db import get_sessionmaker
+from backend.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None,
+               enqueue: Callable[[int, str], Any] | None = None) -> FastAPI:
+    """The API for `settings` (default: from the environment). `enqueue(job_id, queue)` hands a job to the
+    workers; default worker.celery_app.enqueue_job, imported on first use."""
+    settings = settings or get_settings()
+    app = FastAPI(title="PruneLab", version=views._version(),
+                  description="Submit pruning experiments, follow them live, compare runs, download results.")
+    app.state.settings = settings
+    app.state.sessions = get_sessionmaker(settings.database_url)
+    app.state.enqueue = enqueue or jobs._enqueue_with_celery
+    app.include_router(jobs.router)
+    app.include_router(views.router)
+    app.include_router(events.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if importlib.util.find_spec("frontend") is not None:
+        import frontend
+
+        if hasattr(frontend, "mount_frontend"):
+            frontend.mount_frontend(app)
+    return app

@@ -1,0 +1,51 @@
+"""Shared request plumbing: a DB session per request, settings, and errors in FastAPI's 422 shape."""
+from typing import Annotated, Any, Iterator
+
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.orm import Session
+
+from backend import store
+from backend.models import Job
+from backend.settings import Settings
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on Postgres
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="job id")]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session = request.app.state.sessions()
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+DB = Annotated[Session, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def invalid(loc: tuple[Any, ...], msg: str, type_: str = "value_error") -> RequestValidationError:
+    """A 422 in FastAPI's shape: {"detail": [{"loc": [...], "msg": ..., "type": ...}]}."""
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": type_}])
+
+
+def check_text(where: str, name: str, value: str | None) -> str | None:
+    # Postgres refuses NUL in text; answer 422 instead of letting the driver fail.
+    if value is not None and "\x00" in value:
+        raise invalid((where, name), "must not contain NUL characters")
+    return value
+
+
+def job_or_404(session: Session, job_id: int) -> Job:
+    job = store.get_job(session, job_id)
+    if job is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    return job

@@ -1,0 +1,277 @@
+"""/api/jobs: submit, list, inspect, cancel, retry, delete, steps, masks, exports, checkpoints."""
+import csv
+import io
+import json
+import logging
+from pathlib import Path as FsPath
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy import select
+
+from backend import store
+from backend.api.deps import DB, AppSettings, JobId, check_text, invalid, job_or_404
+from backend.auth import Reader, Writer, check_can_modify
+from backend.models import JOB_STATUSES, LayerMask, Step
+from worker.masks import MAX_CELLS, decode_density, decode_grid
+from worker.spec import SpecError, parse_spec
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+SPEC_EXAMPLE = {"name": "lenet-block2", "model": "lenet300_100", "dataset": "digits",
+                "method": {"kind": "block", "block_size": 2},
+                "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 5}, "tags": ["demo"]}
+
+
+def _enqueue_with_celery(job_id: int, queue: str) -> Any:
+    # Imported here: the API process must not load the worker's dependencies until it needs the broker.
+    from worker.celery_app import enqueue_job
+
+    return enqueue_job(job_id, queue)
+
+
+def _enqueue(request: Request, session, job_id: int, queue: str) -> None:
+    """Hand the job to the queue; if that fails the job ends as failed with the reason."""
+    try:
+        task_id = request.app.state.enqueue(job_id, queue)
+    except Exception as exc:  # broker down, misconfigured: the user sees why on the job
+        log.exception("could not enqueue job %s", job_id)
+        store.set_status(session, job_id, "failed", error=f"could not enqueue the job on queue {queue!r}: {exc}",
+                         message="could not enqueue")
+    else:
+        task_id = getattr(task_id, "id", task_id)
+        if isinstance(task_id, str):
+            store.set_task_id(session, job_id, task_id)
+    session.commit()
+
+
+def _job_response(job, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(store.job_to_dict(job), status_code=status_code)
+
+
+@router.post("", status_code=201, summary="Submit a job (the spec of `prunelab run`, as JSON)")
+def submit_job(request: Request, session: DB, user: Writer,
+               spec: dict[str, Any] = Body(..., examples=[SPEC_EXAMPLE])) -> JSONResponse:
+    try:
+        parsed = parse_spec(spec)
+    except SpecError as err:
+        raise invalid(("body", *err.field.split(".")), err.message) from None
+    settings = request.app.state.settings
+    if user is not None and store.count_active_jobs(session, user.id) >= settings.max_queued_jobs_per_user:
+        raise HTTPException(429, f"user {user.name!r} already has {settings.max_queued_jobs_per_user} queued or "
+                                 "running jobs (PRUNELAB_MAX_QUEUED_JOBS_PER_USER); wait for some to finish")
+    job = store.create_job(session, parsed, owner_id=user.id if user else None)
+    session.commit()
+    _enqueue(request, session, job.id, job.queue)
+    session.refresh(job)
+    return _job_response(job, 201)
+
+
+@router.get("", summary="List jobs (filters, sort, paging); never reads step history")
+def list_jobs(session: DB, user: Reader,
+              status: str | None = Query(None, description=f"one or more of {', '.join(JOB_STATUSES)}, comma separated"),
+              model: str | None = None, dataset: str | None = None, method: str | None = None,
+              schedule: str | None = None, tag: str | None = None,
+              owner: str | None = Query(None, description="user name"),
+              sort: str = Query("-created_at", description="created_at, name, best_accuracy, last_sparsity, ...; "
+                                                          "prefix - for descending"),
+              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> JSONResponse:
+    filters = {"status": status, "model": model, "dataset": dataset, "method": method, "schedule": schedule,
+               "tag": tag, "owner": owner}
+    for name, value in filters.items():
+        check_text("query", name, value)
+    check_text("query", "sort", sort)
+    try:
+        jobs, total = store.list_jobs(session, **filters, sort=sort, limit=limit, offset=offset)
+    except store.StoreError as err:
+        raise invalid(("query", err.field), err.message) from None
+    return JSONResponse({"items": [store.job_to_dict(j) for j in jobs], "total": total,
+                         "limit": limit, "offset": offset})
+
+
+@router.get("/{job_id}", summary="One job")
+def get_job(job_id: JobId, session: DB, user: Reader) -> JSONResponse:
+    row = store.get_job_row(session, job_id)
+    if row is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    return _job_response(row)
+
+
+@router.post("/{job_id}/cancel", summary="Cancel: queued jobs at once, running ones within seconds")
+def cancel_job(job_id: JobId, session: DB, user: Writer) -> JSONResponse:
+    job = job_or_404(session, job_id)
+    check_can_modify(user, job)
+    try:
+        store.request_cancel(session, job)
+    except store.StoreError as err:
+        raise HTTPException(409, err.message) from None
+    session.commit()
+    return _job_response(job)
+
+
+@router.post("/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes after its last step")
+def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> JSONResponse:
+    job = job_or_404(session, job_id)
+    check_can_modify(user, job)
+    settings = request.app.state.settings
+    if user is not None and store.count_active_jobs(session, user.id) >= settings.max_queued_jobs_per_user:
+        raise HTTPException(429, f"user {user.name!r} already has {settings.max_queued_jobs_per_user} queued or "
+                                 "running jobs; wait for some to finish")
+    try:
+        store.retry_job(session, job)
+    except store.StoreError as err:
+        raise HTTPException(409, err.message) from None
+    session.commit()
+    _enqueue(request, session, job.id, job.queue)
+    session.refresh(job)
+    return _job_response(job)
+
+
+@router.delete("/{job_id}", summary="Delete a job, its steps, masks and artifacts (a running job is cancelled first)")
+def delete_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings) -> JSONResponse:
+    job = job_or_404(session, job_id)
+    check_can_modify(user, job)
+    if job.status in ("queued", "running"):
+        store.request_cancel(session, job)
+    store.delete_job(session, job, settings.artifact_dir)
+    session.commit()
+    return JSONResponse({"deleted": job_id})
+
+
+@router.get("/{job_id}/steps", summary="Steps of a job (only those with index > after)")
+def list_steps(job_id: JobId, session: DB, user: Reader,
+               after: int | None = Query(None, ge=-1, le=10**9, description="only steps with a larger index")
+               ) -> JSONResponse:
+    job_or_404(session, job_id)
+    return JSONResponse({"items": [store.step_to_dict(s) for s in store.list_steps(session, job_id, after)]})
+
+
+def _cells_2d(weight_shape: list[int] | None, fallback: tuple[int, int]) -> tuple[int, int]:
+    if not weight_shape:
+        return fallback
+    rows = int(weight_shape[0])
+    cols = int(np.prod(weight_shape[1:])) if len(weight_shape) > 1 else 1
+    return rows, cols
+
+
+def _per_cell(total: int, cells: int) -> float | int:
+    share = total / cells
+    return int(share) if share == int(share) else round(share, 3)
+
+
+@router.get("/{job_id}/layers/{layer}/mask", summary="Heatmap of a layer's mask (at most 256 x 256 cells)")
+def layer_mask(job_id: JobId, layer: str, session: DB, user: Reader,
+               step: int | None = Query(None, ge=0, le=10**9, description="step index; default the latest")
+               ) -> JSONResponse:
+    check_text("path", "layer", layer)
+    job_or_404(session, job_id)
+    found = store.get_layer_mask(session, job_id, layer, step)
+    if found is None:
+        latest = store.get_step(session, job_id, step)
+        if latest is None:
+            raise HTTPException(404, f"job {job_id} has no step {step}" if step is not None
+                                else f"job {job_id} has no steps yet")
+        names = [entry.get("name") for entry in latest.metrics.get("layers", [])]
+        raise HTTPException(404, f"no mask for layer {layer!r} at step {latest.index}; layers: {', '.join(map(str, names))}")
+    index, mask = found
+    grid_shape = mask.grid_shape
+    if grid_shape and len(grid_shape) == 2 and max(grid_shape) <= MAX_CELLS:
+        blob = session.scalar(select(LayerMask.grid).where(LayerMask.id == mask.id))
+        levels = decode_grid(blob).astype(np.uint8)
+        table, kind = _BIT_TEXT, "blocks"
+        shape = list(grid_shape)
+        rows, cols = _cells_2d(mask.weight_shape, (shape[0], shape[1]))
+        cell = list(mask.block_shape) if mask.block_shape else [_per_cell(rows, shape[0]), _per_cell(cols, shape[1])]
+    elif mask.density is not None:
+        levels = np.rint(decode_density(mask.density) * 255).astype(np.uint8)
+        table, kind = _LEVEL_TEXT, "density"
+        shape = list(levels.shape)
+        rows, cols = _cells_2d(mask.weight_shape, (shape[0], shape[1]))
+        cell = [_per_cell(rows, shape[0]), _per_cell(cols, shape[1])]
+    else:
+        raise HTTPException(404, f"layer {layer!r} of job {job_id} has no stored mask at step {index}")
+    head = json.dumps({"layer": layer, "step": index, "kind": kind, "shape": shape, "cell": cell,
+                       "weight_shape": mask.weight_shape, "sparsity": mask.sparsity})
+    return Response(head[:-1] + ', "values": ' + _matrix_json(levels, table) + "}", media_type="application/json")
+
+
+# A 256 x 256 heatmap is 65536 numbers; json.dumps of floats takes ~20 ms for that. The values have at most
+# 256 distinct levels (the density grid is stored as uint8), so each cell's text is looked up instead.
+_LEVEL_TEXT = np.array([repr(round(i / 255, 3)) for i in range(256)], dtype=object)
+_BIT_TEXT = np.array(["0", "1"], dtype=object)
+
+
+def _matrix_json(levels: np.ndarray, table: np.ndarray) -> str:
+    return "[" + ",".join("[" + ",".join(row) + "]" for row in table[levels].tolist()) + "]"
+
+
+CSV_COLUMNS = ["index", "target_sparsity", "sparsity", "accuracy", "accuracy_before_finetune", "accuracy_drop",
+               "val_accuracy", "loss", "params_total", "params_nonzero", "size_dense_bytes", "size_sparse_bytes",
+               "size_compact_bytes", "flops_dense", "flops_effective", "latency_device", "latency_batch_size",
+               "latency_dense_ms", "latency_realised_ms", "latency_speedup", "latency_form", "seconds", "checkpoint"]
+
+
+def _flat_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    for k, v in (metrics.get("latency") or {}).items():
+        row[f"latency_{k}"] = v
+    return row
+
+
+@router.get("/{job_id}/export.csv", summary="Steps as CSV, one row per step")
+def export_csv(job_id: JobId, session: DB, user: Reader) -> Response:
+    job_or_404(session, job_id)
+    rows = [_flat_row(s.metrics) | {"index": s.index} for s in store.list_steps(session, job_id)]
+    columns = CSV_COLUMNS + sorted({k for r in rows for k in r} - set(CSV_COLUMNS) - {"created_at"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.csv"'})
+
+
+@router.get("/{job_id}/export.json", summary="The job, its baseline and every step with layer masks (like result.json)")
+def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
+    job = job_or_404(session, job_id)
+    steps = store.list_steps(session, job_id)
+    masks: dict[tuple[int, str], LayerMask] = {}
+    if steps:
+        for m in session.scalars(select(LayerMask).join(Step, Step.id == LayerMask.step_id)
+                                 .where(Step.job_id == job_id)):
+            masks[(m.step_id, m.layer)] = m
+    out_steps = []
+    for s in steps:
+        layers = []
+        for entry in s.metrics.get("layers", []):
+            m = masks.get((s.id, entry.get("name")))
+            if m is not None:
+                entry = {**entry, "mask": {"block_shape": m.block_shape, "grid": m.grid}, "density": m.density}
+            layers.append(entry)
+        out_steps.append({**s.metrics, "index": s.index, "layers": layers})
+    body = {"job": store.job_to_dict(job), "baseline": job.baseline, "steps": out_steps}
+    return Response(json.dumps(body), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.json"'})
+
+
+@router.get("/{job_id}/checkpoint", summary="Download a step's checkpoint (default: the latest step)")
+def checkpoint(job_id: JobId, session: DB, user: Reader, settings: AppSettings,
+               step: int | None = Query(None, ge=0, le=10**9)) -> FileResponse:
+    job_or_404(session, job_id)
+    row = store.get_step(session, job_id, step)
+    if row is None:
+        raise HTTPException(404, f"job {job_id} has no step {step}" if step is not None else f"job {job_id} has no steps")
+    relative = row.metrics.get("checkpoint")
+    if not relative or not isinstance(relative, str) or "\x00" in relative:
+        raise HTTPException(404, f"step {row.index} of job {job_id} has no checkpoint")
+    root = FsPath(settings.artifact_dir).resolve()
+    path = (store.job_artifact_dir(root, job_id) / relative).resolve()
+    if not path.is_relative_to(root):
+        raise HTTPException(403, "checkpoint path points outside the artifact directory; refused")
+    if not path.is_file():
+        raise HTTPException(404, f"checkpoint file of step {row.index} is missing")
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=f"prunelab-job-{job_id}-step-{row.index}.pt")

@@ -1,0 +1,73 @@
+"""Who may do what. With settings.auth == "off" (embedded, single user on 127.0.0.1) everything is allowed.
+With "tokens": `Authorization: Bearer TOKEN`; reading needs a token unless settings.public_read; writing
+needs a user or admin token; changing a job needs its owner or an admin.
+"""
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from backend.models import Job, User
+from backend.store import hash_token, new_token, user_for_token  # noqa: F401  (re-exported)
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _user_from_request(request: Request) -> User | None:
+    """The token's user; raises 401 for a token that is given but unknown or revoked."""
+    token = _bearer(request)
+    if token is None:
+        return None
+    with request.app.state.sessions() as session:
+        user = user_for_token(session, token)
+        if user is not None:
+            session.expunge(user)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token", headers=_CHALLENGE)
+    return user
+
+
+def reader(request: Request) -> User | None:
+    """The reading user (None when auth is off or for anonymous public reading)."""
+    settings = request.app.state.settings
+    if settings.auth == "off":
+        return None
+    user = _user_from_request(request)
+    if user is None and not settings.public_read:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)",
+                            headers=_CHALLENGE)
+    return user
+
+
+def writer(request: Request) -> User | None:
+    """The writing user (None when auth is off); viewers get 403."""
+    settings = request.app.state.settings
+    if settings.auth == "off":
+        return None
+    user = _user_from_request(request)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API token is required to change anything "
+                            "(Authorization: Bearer TOKEN)", headers=_CHALLENGE)
+    if user.role == "viewer":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.name!r} is a viewer and may only read")
+    return user
+
+
+Reader = Annotated[User | None, Depends(reader)]
+Writer = Annotated[User | None, Depends(writer)]
+
+
+def check_can_modify(user: User | None, job: Job) -> None:
+    """Owner or admin may change a job (always allowed when auth is off, i.e. user is None)."""
+    if user is None or user.role == "admin" or job.owner_id == user.id:
+        return
+    raise HTTPException(status.HTTP_403_FORBIDDEN,
+                        f"job {job.id} belongs to {job.owner.name if job.owner else 'nobody'}; "
+                        "only its owner or an admin may change it")

@@ -1,0 +1,286 @@
+"""`prunelab serve` (API + one worker process it owns) and `prunelab worker`.
+
+serve: migrate the database, start a Celery worker as a child process, run uvicorn in this process, and
+on Ctrl-C / SIGTERM stop uvicorn, then the worker (cold shutdown, then SIGKILL of its whole process group
+if it lingers), so no worker is left behind. The worker runs in its own session, so the terminal's
+Ctrl-C reaches only serve, which stops things in order.
+
+The embedded broker (kombu's SQLAlchemy transport on a SQLite file) loses a task whose worker was
+killed, so serve re-enqueues every unfinished job from the database when it starts its worker; the task
+resumes a job after its last stored step.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from backend.settings import Settings, get_settings
+from worker.celery_app import QUEUES, is_sqlalchemy_broker
+
+WORKER_STOP_GRACE_S = 15.0
+
+
+# ---------------------------------------------------------------- worker
+
+def parse_queues(text: str) -> list[str]:
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    bad = [q for q in names if q not in QUEUES]
+    if not names or bad:
+        raise ValueError(f"--queues: unknown queue {bad[0]!r}; allowed: {', '.join(QUEUES)} (comma separated)"
+                         if bad else f"--queues: give at least one of {', '.join(QUEUES)}")
+    return list(dict.fromkeys(names))
+
+
+def default_worker_queues(settings: Settings) -> list[str]:
+    """settings.worker_queues plus "default" (jobs with device auto go there)."""
+    return parse_queues(settings.worker_queues + ",default")
+
+
+def run_worker(queues: str | None = None, concurrency: int | None = None, loglevel: str = "info",
+               settings: Settings | None = None) -> int:
+    """Run a Celery worker in this process until it is stopped; returns its exit code."""
+    from worker.celery_app import get_app
+
+    settings = settings or get_settings()
+    names = parse_queues(queues) if queues else default_worker_queues(settings)
+    concurrency = concurrency or settings.worker_concurrency
+    if concurrency < 1:
+        raise ValueError("--concurrency: must be 1 or more")
+    argv = ["worker", "--queues", ",".join(names), "--concurrency", str(concurrency), "--loglevel", loglevel,
+            "--hostname", f"prunelab-{os.getpid()}@%h",
+            # gossip, mingle and heartbeats need broadcast messages, which the SQLite broker lacks
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    print(f"PruneLab worker: queues {','.join(names)}, concurrency {concurrency}, "
+          f"broker {_safe_url(settings.broker_url)}, database {_safe_url(settings.database_url)}", flush=True)
+    return get_app(settings).start(argv) or 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        driver, _, rest = url.partition("+") if url.startswith(("sqla+", "sqlalchemy+")) else ("", "", url)
+        shown = make_url(rest).render_as_string(hide_password=True)
+        return f"{driver}+{shown}" if driver else shown
+    except Exception:
+        return url.split("@")[-1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings."""
+    env = dict(os.environ)
+    env.update(PRUNELAB_HOME=str(settings.home), PRUNELAB_DATABASE_URL=settings.database_url,
+               PRUNELAB_BROKER_URL=settings.broker_url, PRUNELAB_DATA_DIR=str(settings.data_dir),
+               PRUNELAB_ARTIFACT_DIR=str(settings.artifact_dir),
+               PRUNELAB_VISIBILITY_TIMEOUT_S=str(settings.visibility_timeout_s))
+    return env
+
+
+def worker_command(queues: list[str] | None = None, concurrency: int | None = None, loglevel: str = "info") -> list[str]:
+    cmd = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')", "worker",
+           "--loglevel", loglevel]
+    if queues:
+        cmd += ["--queues", ",".join(queues)]
+    if concurrency:
+        cmd += ["--concurrency", str(concurrency)]
+    return cmd
+
+
+def _load_prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except Exception:  # not Linux
+        return None
+
+
+_prctl = _load_prctl()  # resolved here: the child between fork and exec should only call it
+
+
+def _die_with_parent() -> None:
+    # Linux: the worker gets SIGTERM if the thread that started it dies (serve killed with -9).
+    if _prctl is not None:
+        _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_worker_process(settings: Settings, queues: list[str] | None = None, concurrency: int | None = None,
+                         loglevel: str = "info", env_extra: dict[str, str] | None = None,
+                         **popen_kwargs) -> subprocess.Popen:
+    """A `prunelab worker` child in its own process group (so it can be stopped as a whole)."""
+    env = {**settings_env(settings), **(env_extra or {})}
+    return subprocess.Popen(worker_command(queues, concurrency, loglevel), env=env,
+                            start_new_session=True, preexec_fn=_die_with_parent, **popen_kwargs)
+
+
+def stop_worker_process(proc: subprocess.Popen, grace_s: float = WORKER_STOP_GRACE_S) -> int:
+    """Cold shutdown (running tasks stop, their jobs resume later), then SIGKILL the whole process group
+    (pool children included) if it has not exited within grace_s. Returns the exit code."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # pool children that outlived the main process
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+    return proc.returncode
+
+
+class WorkerSupervisor:
+    """Keeps the serve's worker process running: restarts it if it dies on its own."""
+
+    def __init__(self, settings: Settings, queues: list[str]):
+        self.settings = settings
+        self.queues = queues
+        self.proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _spawn(self) -> None:
+        self.proc = start_worker_process(self.settings, self.queues)
+        print(f"PruneLab: worker started (pid {self.proc.pid}, queues {','.join(self.queues)})", flush=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            with self._lock:
+                if self._stopping.is_set() or self.proc is None or self.proc.poll() is None:
+                    continue
+                print(f"PruneLab: the worker exited with code {self.proc.returncode}; starting a new one",
+                      file=sys.stderr, flush=True)
+                stop_worker_process(self.proc, grace_s=0)  # reap its process group
+                if is_sqlalchemy_broker(self.settings.broker_url):
+                    requeue_unfinished(self.settings)  # that broker lost the dead worker's task
+                self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            if self.proc is not None:
+                stop_worker_process(self.proc)
+
+
+# ---------------------------------------------------------------- jobs
+
+def requeue_unfinished(settings: Settings) -> int:
+    """Embedded mode: empty the broker's queues and enqueue every queued or running job again, oldest
+    first. The database is the truth; a running job resumes after its last stored step."""
+    from sqlalchemy import select
+
+    from backend.db import session_scope
+    from backend.models import ACTIVE_STATUSES, Job
+    from worker.celery_app import enqueue_job, get_app
+
+    with get_app(settings).connection_for_write() as conn:
+        channel = conn.default_channel
+        for name in QUEUES:
+            channel.queue_declare(name, durable=True, auto_delete=False)
+            channel.queue_purge(name)
+    with session_scope(settings.database_url) as session:
+        jobs = session.execute(select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES),
+                                                                Job.deleted_at.is_(None)).order_by(Job.id)).all()
+    for job_id, queue in jobs:
+        enqueue_job(job_id, queue, settings)
+    return len(jobs)
+
+
+def queue_examples(settings: Settings) -> list[int]:
+    """Queue the digits presets (worker/presets.py) so a new user sees curves within a minute."""
+    from backend import store
+    from backend.db import session_scope
+    from worker.celery_app import enqueue_job
+    from worker.presets import PRESETS
+    from worker.spec import parse_spec
+
+    ids = []
+    for preset in PRESETS:
+        spec = parse_spec(preset["spec"])
+        if spec.dataset != "digits":
+            continue
+        with session_scope(settings.database_url) as session:
+            job = store.create_job(session, spec)
+            job_id, queue = job.id, job.queue
+        task_id = enqueue_job(job_id, queue, settings)
+        with session_scope(settings.database_url) as session:
+            store.set_task_id(session, job_id, task_id)
+        ids.append(job_id)
+    return ids
+
+
+# ---------------------------------------------------------------- serve
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(host: str | None = None, port: int | None = None, with_worker: bool = True, example: bool = False,
+          settings: Settings | None = None) -> int:
+    import uvicorn
+
+    from backend.db import upgrade
+    settings = settings or get_settings()
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    if not _port_free(host, port):
+        print(f"PruneLab: port {port} on {host} is in use; choose another with --port", file=sys.stderr)
+        return 1
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+
+    # Ctrl-C / SIGTERM become KeyboardInterrupt everywhere in serve, so the worker is always stopped.
+    # (uvicorn installs its own handlers while it runs, then restores these and calls them.)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    supervisor = None
+    try:
+        if with_worker:
+            if is_sqlalchemy_broker(settings.broker_url):
+                resumed = requeue_unfinished(settings)
+                if resumed:
+                    print(f"PruneLab: {resumed} unfinished job(s) queued again", flush=True)
+            # The one worker of an embedded server takes every queue: a job never waits for a worker
+            # that does not exist (a cuda job on a machine without CUDA fails with a clear error).
+            supervisor = WorkerSupervisor(settings, list(QUEUES))
+            supervisor.start()
+        if example:
+            ids = queue_examples(settings)
+            print(f"PruneLab: queued {len(ids)} example job(s) on the digits dataset", flush=True)
+        shown_host = f"[{host}]" if ":" in host else host
+        print(f"PruneLab: open http://{shown_host}:{port}/ in your browser (Ctrl-C stops the server"
+              f"{' and its worker' if supervisor else ''})", flush=True)
+        config = uvicorn.Config("backend.api:create_app", factory=True, host=host, port=port, log_level="info")
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if supervisor is not None:
+            print("PruneLab: stopping the worker", flush=True)
+            supervisor.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("PruneLab: stopped", flush=True)
+    return 0

@@ -1,0 +1,197 @@
+"""API latency benchmark: 1000 stored jobs (with steps and masks), uvicorn on loopback, 50 concurrent clients.
+
+    .venv/bin/python bench/bench_api.py [--seconds 30] [--clients 50] [--think-ms 100] [--database-url URL]
+
+Phases (each `--seconds` long, 50 clients): list (GET /api/jobs, 50 per page, random filters/sort), detail
+(GET /api/jobs/{id}), then the mask of a 4096 x 4096 fine-grained layer (density grid, <= 256 x 256 cells).
+Each client waits --think-ms between its requests (a dashboard user, not a flood); --think-ms 0 gives a
+closed loop that measures throughput. Prints p50/p95/p99 per endpoint and the targets.
+"""
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backend import store  # noqa: E402
+from backend.db import dispose_engines, session_scope, upgrade  # noqa: E402
+from worker.masks import density_grid, encode_density, encode_grid  # noqa: E402
+from worker.spec import parse_spec  # noqa: E402
+
+LENET = {"fc1": (300, 64), "fc2": (100, 300), "fc3": (10, 100)}
+TARGETS = {"list": 50.0, "detail": 50.0, "mask 4096x4096": 100.0}
+
+
+def make_step(index: int, layers: dict, sparsity: float, block: tuple[int, int], rng) -> dict:
+    layer_dicts, total, nonzero = [], 0, 0
+    for name, (rows, cols) in layers.items():
+        keep = rng.random((-(-rows // block[0]), -(-cols // block[1]))) >= sparsity
+        mask2d = np.kron(keep, np.ones(block, dtype=bool))[:rows, :cols] if block != (1, 1) else keep
+        kept = int(mask2d.sum())
+        total, nonzero = total + rows * cols, nonzero + kept
+        layer_dicts.append({"name": name, "kind": "linear", "shape": [rows, cols], "params": rows * cols,
+                            "nonzero": kept, "sparsity": 1 - kept / (rows * cols), "target_sparsity": sparsity,
+                            "mask": {"block_shape": list(block), "grid": encode_grid(keep)},
+                            "density": encode_density(density_grid(mask2d))})
+    acc = 0.97 - sparsity * 0.05 * rng.random()
+    return {"index": index, "target_sparsity": sparsity, "sparsity": 1 - nonzero / total, "accuracy": acc,
+            "accuracy_before_finetune": acc - 0.02, "accuracy_drop": 0.02, "val_accuracy": acc, "loss": 0.1,
+            "params_total": total, "params_nonzero": nonzero, "size_dense_bytes": 4 * total,
+            "size_sparse_bytes": 4 * nonzero, "size_compact_bytes": 4 * total, "flops_dense": 2 * total,
+            "flops_effective": 2 * nonzero,
+            "latency": {"device": "cpu", "batch_size": 64, "dense_ms": 1.0, "realised_ms": 0.8, "speedup": 1.25,
+                        "form": "bsr"},
+            "seconds": 1.0, "checkpoint": f"checkpoints/step_{index}.pt", "layers": layer_dicts}
+
+
+def populate(database_url: str, n_jobs: int, steps_per_job: int) -> tuple[list[int], int]:
+    upgrade(database_url)
+    rng = np.random.default_rng(0)
+    methods = [{"kind": "block", "block_size": 2}, {"kind": "magnitude"}, {"kind": "block", "block_size": 4}]
+    statuses = ["succeeded", "succeeded", "failed", "cancelled", "running", "queued"]
+    ids = []
+    step_cache: dict = {}  # the same few step dicts serve every job: storing, not encoding, is measured
+    for i in range(n_jobs):
+        spec = parse_spec({"name": f"run-{i:04d}", "model": "lenet300_100", "dataset": "digits",
+                           "method": methods[i % 3], "schedule": {"kind": "iterative", "rate": 0.2,
+                                                                  "rounds": steps_per_job},
+                           "tags": [f"group{i % 10}", "bench"]})
+        with session_scope(database_url) as s:
+            job = store.create_job(s, spec)
+            store.set_baseline(s, job.id, {"accuracy": 0.97})
+            block = (1, 1) if methods[i % 3]["kind"] == "magnitude" else (methods[i % 3]["block_size"],) * 2
+            for k in range(steps_per_job):
+                key = (k, block, i % 7)
+                if key not in step_cache:
+                    step_cache[key] = make_step(k, LENET, 1 - 0.8 ** (k + 1), block, rng)
+                store.add_step(s, job.id, step_cache[key])
+            store.set_status(s, job.id, statuses[i % len(statuses)])
+            ids.append(job.id)
+    with session_scope(database_url) as s:
+        big = store.create_job(s, parse_spec({"name": "big-layer", "model": "lenet300_100", "dataset": "digits",
+                                              "method": {"kind": "magnitude"}, "schedule": {"kind": "oneshot"}}))
+        store.add_step(s, big.id, make_step(0, {"big": (4096, 4096)}, 0.9, (1, 1), rng))
+        big_id = big.id
+    dispose_engines()
+    return ids, big_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run_phase(base: str, make_url, clients: int, seconds: float, think_s: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        async def one_client(seed: int):
+            nonlocal errors
+            rnd = random.Random(seed)
+            await asyncio.sleep(rnd.random() * max(think_s, 0.01))  # spread the starts
+            while time.perf_counter() < deadline:
+                url = make_url(rnd)
+                t0 = time.perf_counter()
+                r = await client.get(url)
+                await r.aread()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    errors += 1
+                if think_s:
+                    await asyncio.sleep(think_s * (0.5 + rnd.random()))
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+    return latencies, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=5, help="steps per job")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--mask-seconds", type=float, default=None, help="default: --seconds")
+    ap.add_argument("--think-ms", type=float, default=100, help="pause of each client between requests")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--database-url", default=None, help="default: a new SQLite file in a temp dir")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="prunelab-bench-") as tmp:
+        database_url = args.database_url or f"sqlite:///{Path(tmp) / 'prunelab.sqlite'}"
+        t0 = time.perf_counter()
+        ids, big_id = populate(database_url, args.jobs, args.steps)
+        print(f"stored {len(ids)} jobs x {args.steps} steps + one 4096x4096 layer in {time.perf_counter() - t0:.1f} s")
+
+        port = free_port()
+        env = {**os.environ, "PRUNELAB_HOME": tmp, "PRUNELAB_DATABASE_URL": database_url}
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "backend.api:create_app",
+                                   "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                                   "--workers", str(args.workers), "--log-level", "warning"], cwd=REPO, env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise SystemExit("server did not start")
+
+            sorts = ["-created_at", "name", "-best_accuracy", "last_sparsity"]
+            filters = [{}, {"status": "succeeded"}, {"method": "block"}, {"tag": "group3"}, {}]
+
+            def list_url(r):
+                params = {"sort": r.choice(sorts), "limit": 50, "offset": r.choice([0, 0, 50, 400]), **r.choice(filters)}
+                return "/api/jobs?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+            phases = [("list", list_url, args.seconds),
+                      ("detail", lambda r: f"/api/jobs/{r.choice(ids)}", args.seconds),
+                      ("mask 4096x4096", lambda r: f"/api/jobs/{big_id}/layers/big/mask",
+                       args.mask_seconds or args.seconds)]
+            cells = httpx.get(f"{base}/api/jobs/{big_id}/layers/big/mask").json()["shape"]
+            rows = []
+            for name, make_url, seconds in phases:
+                lat, errors = asyncio.run(run_phase(base, make_url, args.clients, seconds, args.think_ms / 1000))
+                rows.append((name, len(lat), len(lat) / seconds, pct(lat, 50), pct(lat, 95), pct(lat, 99),
+                             max(lat), errors))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    print(f"\n{args.clients} clients, {args.think_ms:.0f} ms think time, {args.seconds:.0f} s per phase, "
+          f"{args.workers} uvicorn worker(s), {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}, "
+          f"database {database_url.split(':')[0]}, mask cells {cells[0]}x{cells[1]}")
+    print(f"{'endpoint':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+          f"{'errors':>8}  target p99")
+    ok = True
+    for name, n, rps, p50, p95, p99, mx, errors in rows:
+        target = TARGETS[name]
+        met = p99 < target and errors == 0
+        ok &= met
+        print(f"{name:<16}{n:>9}{rps:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{mx:>9.1f}{errors:>8}  "
+              f"< {target:.0f} ms {'ok' if met else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

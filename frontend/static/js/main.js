@@ -1,0 +1,83 @@
+// The router (hash routes: #/runs, #/run/12, #/compare?ids=1,2, #/new) and the top bar.
+import { api, askToken, getToken, onAuthChange, onLoading, setToken } from './api.js';
+import { onLiveState, startLive } from './live.js';
+import { parseHash } from './route.js';
+import { clear, clearBanner, errorBox, h } from './ui.js';
+import * as runsPage from './pages/runs.js';
+import * as runPage from './pages/run.js';
+import * as newPage from './pages/new.js';
+import * as comparePage from './pages/compare.js';
+
+const routes = [
+  { pattern: /^\/?$/, page: runsPage, nav: 'runs' },
+  { pattern: /^\/runs$/, page: runsPage, nav: 'runs' },
+  { pattern: /^\/run\/(\d+)$/, page: runPage, nav: 'runs', param: 'id' },
+  { pattern: /^\/new$/, page: newPage, nav: 'new' },
+  { pattern: /^\/compare$/, page: comparePage, nav: 'compare' },
+];
+
+let current = null; // { dispose, controller }
+
+async function render() {
+  const { path, query } = parseHash();
+  if (current) {
+    current.controller.abort();
+    try { current.dispose?.(); } catch (err) { console.error(err); }
+    current = null;
+  }
+  clearBanner('forbidden');
+  clearBanner('download');
+  const root = clear(document.getElementById('app'));
+  const route = routes.find(r => r.pattern.test(path));
+  document.querySelectorAll('[data-nav]').forEach(a => a.classList.toggle('active', a.dataset.nav === route?.nav));
+  if (!route) {
+    root.append(h('section', { class: 'panel' }, h('h1', {}, 'Not found'), h('p', {}, `No page at #${path}. `, h('a', { href: '#/runs' }, 'Back to the runs'))));
+    return;
+  }
+  const params = Object.fromEntries(query);
+  if (route.param) params[route.param] = Number(path.match(route.pattern)[1]);
+  const controller = new AbortController();
+  current = { controller, dispose: null };
+  try {
+    const dispose = await route.page.render(root, params, { signal: controller.signal });
+    if (controller.signal.aborted) dispose?.(); else current.dispose = dispose;
+  } catch (err) {
+    if (err.name === 'AbortError' || controller.signal.aborted) return;
+    console.error(err);
+    root.append(errorBox(err));
+  }
+}
+
+function setupTopbar() {
+  const loading = document.getElementById('loading');
+  const bar = document.getElementById('loading-bar');
+  onLoading(n => { loading.hidden = n === 0; bar.classList.toggle('active', n > 0); document.body.dataset.loading = n; });
+
+  const live = document.getElementById('live-state');
+  const labels = { live: 'live', polling: 'polling', connecting: 'connecting' };
+  const titles = {
+    live: 'Updates arrive as they happen (server-sent events)',
+    polling: 'The event stream is not available: polling, slower when nothing runs',
+    connecting: 'Connecting to the event stream',
+  };
+  onLiveState(state => { live.textContent = labels[state]; live.dataset.state = state; live.title = titles[state]; });
+
+  const authButton = document.getElementById('auth-button');
+  const showAuth = () => {
+    authButton.textContent = getToken() ? 'Sign out' : 'Sign in';
+    authButton.title = getToken() ? 'Forget the API token kept in this browser' : 'Give an API token (team servers)';
+  };
+  authButton.addEventListener('click', async () => {
+    if (getToken()) { setToken(''); location.reload(); return; }
+    if (await askToken('Give your API token.', { force: true })) location.reload();
+  });
+  onAuthChange(showAuth);
+  showAuth();
+  // The sign-in button only matters on team servers.
+  api('/api/health').then(health => { authButton.hidden = health.auth === 'off'; }).catch(() => { authButton.hidden = false; });
+}
+
+setupTopbar();
+window.addEventListener('hashchange', render);
+render();
+startLive();

@@ -1,0 +1,70 @@
+"""Sparse Linear modules match dense; realisation picks a measured form and keeps outputs equal."""
+import pytest
+import torch
+from torch import nn
+
+from worker.engine.pruning import BlockPruner
+from worker.engine.sparse import BSRLinear, CSRLinear, bsr_blocks_for, choose_linear_form, model_form, realise, time_ms
+
+
+def sparse_linear(rows=64, cols=96, bias=True, keep=0.2, block=(8, 8)) -> nn.Linear:
+    torch.manual_seed(0)
+    layer = nn.Linear(cols, rows, bias=bias)
+    grid = torch.rand(rows // block[0], cols // block[1]) < keep
+    mask = grid.repeat_interleave(block[0], 0).repeat_interleave(block[1], 1)
+    with torch.no_grad():
+        layer.weight.mul_(mask)
+    return layer
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("make", [lambda l: BSRLinear(l, (8, 8)), lambda l: BSRLinear(l, (16, 16)), CSRLinear])
+def test_sparse_modules_equal_dense(make, bias):
+    layer = sparse_linear(bias=bias)
+    module = make(layer)
+    for x in (torch.randn(5, 96), torch.randn(1, 96), torch.randn(2, 3, 96)):
+        with torch.inference_mode():
+            assert torch.allclose(module(x), layer(x), atol=1e-5)
+    assert module.weight.layout in (torch.sparse_bsr, torch.sparse_csr)
+
+
+def test_bsr_block_must_divide_the_weight():
+    with pytest.raises(ValueError, match="does not divide"):
+        BSRLinear(nn.Linear(10, 12), (8, 8))
+    with pytest.raises(ValueError, match="square"):
+        BSRLinear(nn.Linear(32, 16), (16, 32))
+    assert bsr_blocks_for((64, 96), (4, 4))[0] == (4, 4)
+    assert bsr_blocks_for((64, 96), (4, 8))[0] == (4, 4)
+    assert (32, 32) not in bsr_blocks_for((64, 96 + 16)) and (16, 16) in bsr_blocks_for((64, 96 + 16))
+    assert bsr_blocks_for((10, 12), (1, 1)) == []
+
+
+def test_choose_linear_form_times_every_candidate():
+    layer = sparse_linear(rows=128, cols=128, keep=0.05, block=(16, 16))
+    module, form, timings = choose_linear_form(layer, 16, "cpu", (16, 16))
+    assert {"dense", "csr", "bsr16x16"} <= set(timings) and form == min(timings, key=timings.get)
+    assert all(t > 0 for t in timings.values())
+    dense_only = nn.Linear(32, 32)  # fully dense: no sparse form is tried
+    _, form, timings = choose_linear_form(dense_only, 4, "cpu")
+    assert form == "dense" and list(timings) == ["dense"]
+
+
+def test_realise_keeps_outputs_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    pruner = BlockPruner(["0", "2"], (16, 16))
+    pruner.prune(model, 0.9, None, None)
+    realised, forms = realise(model, ["0", "2"], 32, "cpu", (16, 16))
+    assert set(forms) == {"0", "2"} and model_form(forms) in ("dense", "csr", "bsr")
+    for name, form in forms.items():
+        layer = realised.get_submodule(name)
+        assert (form == "dense") == isinstance(layer, nn.Linear)
+    assert isinstance(model[0], nn.Linear)  # the training model is untouched
+    x = torch.randn(32, 256)
+    with torch.inference_mode():
+        assert torch.allclose(realised(x), model(x), atol=1e-5)
+
+
+def test_time_ms_is_a_median_of_positive_times():
+    x = torch.randn(64, 64)
+    assert time_ms(lambda: x @ x, "cpu", repeats=5) > 0

@@ -1,0 +1,321 @@
+"""The HTTP API against a real database (SQLite file and Postgres), enqueueing on a real Celery broker
+(kombu's SQLAlchemy transport in a temp dir). Steps are stored through backend.store, as the worker does."""
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backend import store
+from backend.db import session_scope
+from worker.masks import MAX_CELLS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def submit(client, spec) -> dict:
+    r = client.post("/api/jobs", json=spec)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def add_steps(db_url, job_id, steps):
+    with session_scope(db_url) as s:
+        for step in steps:
+            store.add_step(s, job_id, step)
+
+
+def count_jobs(db_url) -> int:
+    with session_scope(db_url) as s:
+        return store.list_jobs(s)[1]
+
+
+def test_submit_get_list(client, spec_dict):
+    job = submit(client, spec_dict())
+    assert job["id"] >= 1 and job["status"] == "queued" and job["tags"] == ["demo"]
+    assert job["method"] == "block" and job["schedule"] == "iterative" and job["queue"] == "cpu"
+    assert job["summary"] == {"steps": 0, "sparsity": None, "accuracy": None, "best_accuracy": None,
+                              "baseline_accuracy": None, "speedup": None}
+    got = client.get(f"/api/jobs/{job['id']}").json()
+    assert got["spec"]["method"]["block_size"] == 2 and got["name"] == "lenet-block"
+    listed = client.get("/api/jobs").json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == job["id"]
+    assert client.get("/api/jobs/999").status_code == 404
+
+
+@pytest.mark.parametrize("change, loc, words", [
+    ({"model": "alexnet"}, ["body", "model"], ["lenet300_100", "resnet18"]),
+    ({"method": {"kind": "block", "block_size": 0}}, ["body", "method", "block_size"], ["1 to 4096"]),
+    ({"schedule": {"kind": "iterative", "rate": 1.5}}, ["body", "schedule", "rate"], ["less than 1"]),
+    ({"method": {"kind": "block", "layers": ["fc9"]}}, ["body", "method", "layers"], ["fc9", "fc1, fc2, fc3"]),
+    ({"dataset": "imagenet"}, ["body", "dataset"], ["digits", "cifar10"]),
+])
+def test_bad_spec_is_422_and_stores_nothing(client, spec_dict, db_url, change, loc, words):
+    r = client.post("/api/jobs", json=spec_dict(**change))
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail[0]["loc"] == loc
+    for word in words:
+        assert word in detail[0]["msg"]
+    assert count_jobs(db_url) == 0
+
+
+def test_body_not_an_object_is_422(client, db_url):
+    assert client.post("/api/jobs", json=[1, 2]).status_code == 422
+    assert client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert count_jobs(db_url) == 0
+
+
+def test_filters_sort_paging(client, spec_dict, db_url, step_factory):
+    ids = {}
+    ids["a"] = submit(client, spec_dict(name="a", tags=["x", "shared"]))["id"]
+    ids["b"] = submit(client, spec_dict(name="b", method={"kind": "magnitude"}, tags=["shared"]))["id"]
+    ids["c"] = submit(client, spec_dict(name="c", model="vgg", dataset="cifar10", schedule={"kind": "oneshot"},
+                                        tags=[]))["id"]
+    add_steps(db_url, ids["a"], [step_factory(0, accuracy=0.8, sparsity=0.2)])
+    add_steps(db_url, ids["b"], [step_factory(0, accuracy=0.95, sparsity=0.6)])
+    with session_scope(db_url) as s:
+        store.set_status(s, ids["b"], "running")
+
+    def names(**params):
+        body = client.get("/api/jobs", params=params).json()
+        return [j["name"] for j in body["items"]], body["total"]
+
+    assert names(tag="shared", sort="name") == (["a", "b"], 2)
+    assert names(tag="x") == (["a"], 1)
+    assert names(method="magnitude") == (["b"], 1)
+    assert names(model="vgg", dataset="cifar10", schedule="oneshot") == (["c"], 1)
+    assert names(status="running") == (["b"], 1)
+    assert names(status="queued,running", sort="name") == (["a", "b", "c"], 3)
+    assert names(sort="-name") == (["c", "b", "a"], 3)
+    assert names(sort="-created_at")[0][0] == "c"
+    assert names(sort="-best_accuracy") == (["b", "a", "c"], 3)  # nulls last
+    assert names(sort="last_sparsity") == (["a", "b", "c"], 3)
+    assert names(sort="name", limit=2, offset=1) == (["b", "c"], 3)
+    assert names(owner="nobody") == ([], 0)
+    for bad in ({"sort": "colour"}, {"status": "done"}, {"limit": 0}):
+        r = client.get("/api/jobs", params=bad)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "query"
+    assert "allowed" in client.get("/api/jobs", params={"sort": "colour"}).json()["detail"][0]["msg"]
+
+
+def test_steps_after_and_summary(client, spec_dict, db_url, step_factory):
+    job_id = submit(client, spec_dict())["id"]
+    add_steps(db_url, job_id, [step_factory(i, sparsity=0.2 * (i + 1), accuracy=0.9 - 0.01 * i) for i in range(3)])
+    add_steps(db_url, job_id, [step_factory(1)])  # stored twice: ignored
+    steps = client.get(f"/api/jobs/{job_id}/steps").json()["items"]
+    assert [s["index"] for s in steps] == [0, 1, 2]
+    layer = steps[0]["layers"][0]
+    assert layer["name"] == "fc1" and layer["shape"] == [300, 64] and "mask" not in layer and "density" not in layer
+    assert steps[0]["latency"]["speedup"] == 1.33 and "flops_effective" in steps[0]
+    assert [s["index"] for s in client.get(f"/api/jobs/{job_id}/steps", params={"after": 0}).json()["items"]] == [1, 2]
+    assert client.get(f"/api/jobs/{job_id}/steps", params={"after": 2}).json()["items"] == []
+    summary = client.get(f"/api/jobs/{job_id}").json()["summary"]
+    assert summary["steps"] == 3 and summary["best_accuracy"] == pytest.approx(0.9)
+    assert summary["accuracy"] == pytest.approx(0.88) and summary["speedup"] == 1.33
+
+
+def test_mask_small_layer_is_block_grid(client, spec_dict, db_url, step_factory):
+    job_id = submit(client, spec_dict())["id"]
+    add_steps(db_url, job_id, [step_factory(0, sparsity=0.3), step_factory(1, sparsity=0.6)])
+    latest = client.get(f"/api/jobs/{job_id}/layers/fc1/mask").json()
+    assert latest["step"] == 1 and latest["kind"] == "blocks"
+    assert latest["shape"] == [150, 32] and latest["cell"] == [2, 2] and latest["weight_shape"] == [300, 64]
+    assert len(latest["values"]) == 150 and len(latest["values"][0]) == 32
+    kept = sum(map(sum, latest["values"])) / (150 * 32)
+    assert kept == pytest.approx(1 - latest["sparsity"], abs=1e-9)
+    first = client.get(f"/api/jobs/{job_id}/layers/fc1/mask", params={"step": 0}).json()
+    assert first["step"] == 0 and first["values"] != latest["values"]
+    r = client.get(f"/api/jobs/{job_id}/layers/fc7/mask")
+    assert r.status_code == 404 and "fc1, fc2" in r.json()["detail"]
+    assert client.get(f"/api/jobs/{job_id}/layers/fc1/mask", params={"step": 5}).status_code == 404
+
+
+def test_mask_of_huge_layer_is_at_most_256_cells(client, spec_dict, db_url, step_factory):
+    job_id = submit(client, spec_dict())["id"]
+    add_steps(db_url, job_id, [step_factory(0, layers={"big": (4096, 4096)}, block=(1, 1), sparsity=0.75)])
+    body = client.get(f"/api/jobs/{job_id}/layers/big/mask").json()
+    assert body["kind"] == "density" and body["shape"] == [MAX_CELLS, MAX_CELLS] and body["cell"] == [16, 16]
+    assert len(body["values"]) <= 256 and all(len(row) <= 256 for row in body["values"])
+    mean = sum(map(sum, body["values"])) / 256 ** 2
+    assert mean == pytest.approx(0.25, abs=0.01)
+
+
+def test_cancel_retry_delete(client, spec_dict, db_url, step_factory, api_settings):
+    queued = submit(client, spec_dict())["id"]
+    r = client.post(f"/api/jobs/{queued}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["finished_at"]
+    assert client.post(f"/api/jobs/{queued}/cancel").status_code == 409
+
+    running = submit(client, spec_dict())["id"]
+    with session_scope(db_url) as s:
+        store.start_job(s, running)
+    add_steps(db_url, running, [step_factory(0)])
+    body = client.post(f"/api/jobs/{running}/cancel").json()
+    assert body["status"] == "running" and body["cancel_requested"] is True
+    with session_scope(db_url) as s:
+        assert store.cancel_requested(s, running)
+        store.set_status(s, running, "cancelled")
+
+    assert client.post(f"/api/jobs/{running}/retry").status_code == 200
+    again = client.get(f"/api/jobs/{running}").json()
+    assert again["status"] == "queued" and again["cancel_requested"] is False and again["error"] is None
+    assert again["summary"]["steps"] == 1  # kept: the worker resumes after it
+    assert client.post(f"/api/jobs/{running}/retry").status_code == 409  # queued: not retryable
+
+    job_dir = Path(api_settings.artifact_dir) / "jobs" / str(running)
+    (job_dir / "checkpoints").mkdir(parents=True)
+    (job_dir / "checkpoints" / "step_0.pt").write_bytes(b"x" * 100)
+    assert client.delete(f"/api/jobs/{running}").status_code == 200
+    assert not job_dir.exists()
+    assert client.get(f"/api/jobs/{running}").status_code == 404
+    assert client.get(f"/api/jobs/{running}/steps").status_code == 404
+    with session_scope(db_url) as s:
+        assert store.list_steps(s, running) == []
+        assert store.get_layer_mask(s, running, "fc1") is None
+    assert client.delete(f"/api/jobs/{running}").status_code == 404
+
+
+def test_compare_downsamples(client, spec_dict, db_url, step_factory):
+    long_run = submit(client, spec_dict(name="long"))["id"]
+    short_run = submit(client, spec_dict(name="short"))["id"]
+    small = {"l": (8, 8)}
+    add_steps(db_url, long_run, [step_factory(i, layers=small, sparsity=i / 300) for i in range(300)])
+    add_steps(db_url, short_run, [step_factory(i, layers=small) for i in range(5)])
+    runs = client.get("/api/compare", params={"ids": f"{long_run},{short_run}", "points": 50}).json()["runs"]
+    assert [r["job"]["name"] for r in runs] == ["long", "short"]
+    long_points = runs[0]["points"]
+    assert len(long_points) == 50 and long_points[0]["index"] == 0 and long_points[-1]["index"] == 299
+    assert len(runs[1]["points"]) == 5
+    assert set(long_points[0]) >= {"index", "sparsity", "accuracy", "accuracy_before_finetune", "flops_effective",
+                                   "flops_dense", "latency_ms", "speedup", "size_sparse_bytes"}
+    assert client.get("/api/compare", params={"ids": f"{long_run},99999"}).status_code == 404
+    assert client.get("/api/compare", params={"ids": "1,x"}).status_code == 422
+    assert client.get("/api/compare", params={"ids": ",".join(map(str, range(1, 202)))}).status_code == 422
+
+
+def test_exports(client, spec_dict, db_url, step_factory):
+    job_id = submit(client, spec_dict())["id"]
+    add_steps(db_url, job_id, [step_factory(i) for i in range(2)])
+    r = client.get(f"/api/jobs/{job_id}/export.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.strip().splitlines()
+    header = lines[0].split(",")
+    assert len(lines) == 3 and header[:3] == ["index", "target_sparsity", "sparsity"]
+    assert "latency_speedup" in header and lines[1].split(",")[0] == "0"
+    exported = json.loads(client.get(f"/api/jobs/{job_id}/export.json").content)
+    assert exported["job"]["id"] == job_id and len(exported["steps"]) == 2
+    layer = exported["steps"][1]["layers"][0]
+    assert layer["mask"]["block_shape"] == [2, 2] and layer["mask"]["grid"]["shape"] == [150, 32]
+    assert layer["density"]["shape"]
+
+
+def test_checkpoint_download_and_traversal_refused(client, spec_dict, db_url, step_factory, api_settings, tmp_path):
+    job_id = submit(client, spec_dict())["id"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve")
+    add_steps(db_url, job_id, [step_factory(0), step_factory(1, checkpoint="../../../secret.txt"),
+                               step_factory(2, checkpoint=str(secret))])
+    ckpt = Path(api_settings.artifact_dir) / "jobs" / str(job_id) / "checkpoints" / "step_0.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"\x80weights")
+    r = client.get(f"/api/jobs/{job_id}/checkpoint", params={"step": 0})
+    assert r.status_code == 200 and r.content == b"\x80weights"
+    assert "attachment" in r.headers["content-disposition"]
+    for step in (1, 2):
+        r = client.get(f"/api/jobs/{job_id}/checkpoint", params={"step": step})
+        assert r.status_code == 403 and "do not serve" not in r.text
+    assert client.get(f"/api/jobs/{job_id}/checkpoint", params={"step": 7}).status_code == 404
+
+
+def test_catalog_and_health(client):
+    cat = client.get("/api/catalog").json()
+    assert {m["name"] for m in cat["models"]} >= {"lenet300_100", "resnet18"}
+    assert {m["kind"] for m in cat["methods"]} == {"block", "magnitude", "channel", "group_lasso"}
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["db"] == "ok" and health["version"]
+    assert "/api/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_request_size_limit(make_client, spec_dict, db_url):
+    client = make_client(max_request_bytes=1000)
+    r = client.post("/api/jobs", json=spec_dict(name="x" * 190, tags=["t" * 50] * 20))
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while read
+        yield b'{"name": "'
+        yield b"y" * 5000
+        yield b'"}'
+    r = client.post("/api/jobs", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert count_jobs(db_url) == 0
+
+
+def test_enqueue_failure_marks_job_failed(make_client, spec_dict, api_settings):
+    """A broker nobody listens on (a closed port): the job ends failed with the reason, the API answers 201."""
+    from worker.celery_app import TASK_NAME, make_celery
+
+    dead = make_celery(api_settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"}))
+    dead.conf.broker_connection_timeout = 1
+    dead.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1}
+    client = make_client()
+    client.app.state.enqueue = lambda job_id, queue: dead.send_task(TASK_NAME, args=[job_id], queue=queue).id
+    job = submit(client, spec_dict())
+    assert job["status"] == "failed" and "could not enqueue" in job["error"]
+
+
+def test_events_stream_job_and_step(client, spec_dict, db_url, step_factory):
+    job_id = submit(client, spec_dict())["id"]
+
+    def worker_side():
+        time.sleep(0.8)
+        with session_scope(db_url) as s:
+            store.start_job(s, job_id)
+            store.set_progress(s, job_id, 0.4, "step 1 of 3")
+        with session_scope(db_url) as s:
+            store.add_step(s, job_id, step_factory(0, layers={"l": (8, 8)}))
+
+    thread = threading.Thread(target=worker_side)
+    thread.start()
+    events = []
+    with client.stream("GET", "/api/events", params={"max_seconds": 3}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    thread.join()
+    jobs = [d for e, d in events if e == "job"]
+    steps = [d for e, d in events if e == "step"]
+    assert steps == [{"job_id": job_id, "index": 0}]
+    assert jobs and jobs[-1]["id"] == job_id and jobs[-1]["status"] == "running"
+    assert any(j["progress"] == pytest.approx(0.4) for j in jobs)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_api_process_never_imports_torch(db_url, tmp_path):
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from backend.api import create_app
+from backend.settings import Settings
+s = Settings(home={str(tmp_path)!r}, database_url={db_url!r})
+c = TestClient(create_app(s))
+spec = {{"model": "lenet300_100", "dataset": "digits", "method": {{"kind": "block"}},
+        "schedule": {{"kind": "oneshot"}}, "device": "cpu"}}
+r = c.post("/api/jobs", json=spec); assert r.status_code == 201, r.text
+job = r.json()["id"]
+for url in ["/api/jobs", f"/api/jobs/{{job}}", f"/api/jobs/{{job}}/steps", "/api/catalog", "/api/health",
+            f"/api/compare?ids={{job}}", f"/api/jobs/{{job}}/export.csv"]:
+    assert c.get(url).status_code == 200, url
+print("TORCH" if any(m == "torch" or m.startswith("torch.") for m in sys.modules) else "NO-TORCH")
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PRUNELAB_HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("NO-TORCH")

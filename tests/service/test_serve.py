@@ -1,0 +1,171 @@
+"""`prunelab serve` and `prunelab db upgrade` as real subprocesses, embedded mode (SQLite database, SQLite
+broker) under a temporary PRUNELAB_HOME: submit over HTTP, the job completes, Ctrl-C stops both processes."""
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
+if not Path(PRUNELAB[0]).exists():
+    PRUNELAB = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')"]
+
+SPEC = {"name": "served", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
+        "train": {"epochs": 2}, "method": {"kind": "block", "block_size": 2},
+        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
+        "measure": {"latency": False}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def embedded_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNELAB_")}
+    env.update(PRUNELAB_HOME=str(home), OMP_NUM_THREADS="1")
+    return env
+
+
+class Served:
+    """A `prunelab serve` subprocess whose output is collected by a thread."""
+
+    def __init__(self, home: Path, *args: str):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([*PRUNELAB, "serve", "--port", str(self.port), *args], env=embedded_env(home),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"serve exited early:\n{self.output}"
+            try:
+                if httpx.get(self.base + "/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"serve not ready after {timeout_s} s:\n{self.output}")
+
+    def worker_pid(self) -> int:
+        found = re.search(r"worker started \(pid (\d+)", self.output)
+        assert found, self.output
+        return int(found.group(1))
+
+    def stop(self, sig: int, timeout_s: float = 40) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"serve did not stop within {timeout_s} s:\n{self.output}")
+
+
+def process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def served(tmp_path):
+    started: list[Served] = []
+
+    def start(*args: str) -> Served:
+        s = Served(tmp_path / "home", *args)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:  # a failed test must not leave servers or workers behind
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+        pid = re.search(r"worker started \(pid (\d+)", s.output)
+        if pid and process_group_alive(int(pid.group(1))):
+            os.killpg(int(pid.group(1)), signal.SIGKILL)
+
+
+def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_path):
+    server = served()
+    server.wait_ready()
+    worker_pid = server.worker_pid()
+    assert "open http://127.0.0.1:" in server.output
+
+    started = time.monotonic()
+    resp = httpx.post(server.base + "/api/jobs", json=SPEC, timeout=10)
+    assert resp.status_code == 201, resp.text
+    job_id = resp.json()["id"]
+    deadline = time.monotonic() + 240
+    while (job := httpx.get(f"{server.base}/api/jobs/{job_id}", timeout=10).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job still {job['status']}:\n{server.output[-3000:]}"
+        time.sleep(0.5)
+    took = time.monotonic() - started
+    assert job["status"] == "succeeded", job["error"]
+    steps = httpx.get(f"{server.base}/api/jobs/{job_id}/steps", timeout=10).json()["items"]
+    assert [s["index"] for s in steps] == [0, 1, 2]
+    assert (tmp_path / "home" / "artifacts" / "jobs" / str(job_id) / "checkpoints" / "step_2.pt").is_file()
+    print(f"submit -> succeeded through `prunelab serve` in {took:.1f} s")
+
+    assert server.stop(signal.SIGINT) == 0
+    assert "stopped" in server.output
+    time.sleep(0.5)
+    assert not process_group_alive(worker_pid), "the worker (or one of its pool processes) outlived serve"
+
+
+def test_serve_example_no_worker_queues_presets_and_sigterm_stops_it(served):
+    from worker.presets import PRESETS
+
+    server = served("--no-worker", "--example")
+    server.wait_ready()
+    jobs = httpx.get(server.base + "/api/jobs", params={"sort": "id"}, timeout=10).json()["items"]
+    digits_presets = [p["spec"]["name"] for p in PRESETS if p["spec"]["dataset"] == "digits"]
+    assert digits_presets and [j["name"] for j in jobs] == digits_presets
+    assert all(j["status"] == "queued" for j in jobs)
+    assert "worker started" not in server.output
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def test_serve_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([*PRUNELAB, "serve", "--port", str(port)], env=embedded_env(tmp_path),
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"port {port}" in done.stderr and "--port" in done.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path):
+    db = tmp_path / "team.sqlite"
+    env = {**embedded_env(tmp_path), "PRUNELAB_DATABASE_URL": f"sqlite:///{db}"}
+    done = subprocess.run([*PRUNELAB, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert {"jobs", "steps", "layer_masks", "alembic_version"} <= tables
+    again = subprocess.run([*PRUNELAB, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # idempotent

@@ -1,0 +1,182 @@
+"""`prunelab submit` and `prunelab status` against a real team-mode server: `prunelab serve` as a subprocess
+(API + its worker) on a temporary PRUNELAB_HOME with PRUNELAB_AUTH=tokens, users made with `prunelab user add`
+on the same HOME. `submit --wait` runs a small digits job to the end."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
+if not Path(PRUNELAB[0]).exists():
+    PRUNELAB = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')"]
+
+SPEC = {"name": "from-the-cli", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
+        "train": {"epochs": 2}, "method": {"kind": "block", "block_size": 2},
+        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
+        "measure": {"latency": False}, "tags": ["cli"]}
+# Long enough to be cancelled while we wait on it.
+SLOW_SPEC = dict(SPEC, name="to-cancel", train={"epochs": 50}, schedule={"kind": "iterative", "rate": 0.2, "rounds": 20})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNELAB_")}
+    env.update(PRUNELAB_HOME=str(home), OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def prunelab(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*PRUNELAB, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class TeamServer:
+    def __init__(self, home: Path):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        added = prunelab("user", "add", "alice", env=clean_env(home))
+        assert added.returncode == 0, added.stderr
+        self.token = added.stdout.strip()
+        self.viewer_token = prunelab("user", "add", "vera", "--viewer", env=clean_env(home)).stdout.strip()
+        self.proc = subprocess.Popen([*PRUNELAB, "serve", "--port", str(self.port)],
+                                     env=clean_env(home, PRUNELAB_AUTH="tokens"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+        deadline = time.monotonic() + 90
+        while True:
+            assert self.proc.poll() is None, "serve exited:\n" + "".join(self.lines)
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "serve not ready:\n" + "".join(self.lines)
+            time.sleep(0.3)
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env(self.home / "client-side", **extra)  # the client needs no HOME of the server's
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    served = TeamServer(tmp_path_factory.mktemp("team-home"))
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    def write(spec: dict, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(spec))
+        return path
+    return write
+
+
+def job_count(server: TeamServer) -> int:
+    return server.http.get("/api/jobs").json()["total"]
+
+
+def test_submit_wait_runs_a_job_to_the_end(server, spec_file):
+    done = prunelab("submit", str(spec_file(SPEC)), "--server", server.url, "--token", server.token, "--wait",
+                    "--interval", "0.5", env=server.env(), timeout=600)
+    assert done.returncode == 0, done.stderr + "".join(server.lines[-30:])
+    url = done.stdout.strip()
+    found = re.fullmatch(re.escape(server.url) + r"/#/run/(\d+)", url)
+    assert found, done.stdout
+    job = server.http.get(f"/api/jobs/{found.group(1)}").json()
+    assert job["status"] == "succeeded" and job["owner"] == "alice" and job["summary"]["steps"] == 3
+    assert "100%" in done.stderr  # the progress bar reached the end
+    assert f"job {job['id']} succeeded: 3 steps" in done.stderr
+
+
+def test_status_table_and_one_job_with_env_settings(server, spec_file):
+    submitted = prunelab("submit", str(spec_file(dict(SPEC, name="listed"))),
+                         env=server.env(PRUNELAB_SERVER=server.url, PRUNELAB_TOKEN=server.token))
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().rsplit("/", 1)[1]
+
+    table = prunelab("status", env=server.env(PRUNELAB_SERVER=server.url, PRUNELAB_TOKEN=server.viewer_token))
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "STATUS", "PROGRESS"]
+    row = next(r.split() for r in rows if r.split()[0] == job_id)
+    assert row[1] in ("queued", "running", "succeeded") and row[3] == "listed" and "alice" in row
+
+    one = prunelab("status", job_id, "--server", server.url, "--token", server.token, env=server.env())
+    assert one.returncode == 0, one.stderr
+    details = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in one.stdout.splitlines())
+    assert details["job"].startswith(f"{job_id}  listed") and details["owner"] == "alice"
+    assert details["url"] == f"{server.url}/#/run/{job_id}"
+    assert details["run"] == "lenet300_100 on digits, block / iterative"
+
+
+def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file):
+    waiting = subprocess.Popen([*PRUNELAB, "submit", str(spec_file(SLOW_SPEC)), "--server", server.url,
+                                "--token", server.token, "--wait", "--interval", "0.3"],
+                               env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = waiting.stdout.readline().strip()
+    job_id = url.rsplit("/", 1)[1]
+    assert server.http.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    _, stderr = waiting.communicate(timeout=120)
+    assert waiting.returncode == 1
+    assert stderr.strip().splitlines()[-1].startswith(f"error: job {job_id} cancelled")
+
+
+def test_errors_are_one_clear_line(server, spec_file, tmp_path):
+    before = job_count(server)
+
+    def error_of(*args: str) -> str:
+        result = prunelab(*args, env=server.env())
+        assert result.returncode == 2 and result.stdout == "", (result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        return lines[0]
+
+    bad = spec_file(dict(SPEC, method={"kind": "block", "block_size": 0}), "bad.yaml")
+    line = error_of("submit", str(bad), "--server", server.url, "--token", server.token)
+    assert line.startswith(f"error: {bad}: method.block_size: ") and "1 to 4096" in line
+    line = error_of("submit", str(spec_file(dict(SPEC, model="alexnet"), "model.yaml")), "--server", server.url)
+    assert "model: " in line and "lenet300_100" in line  # names the allowed values
+    line = error_of("submit", str(tmp_path / "missing.yaml"), "--server", server.url)
+    assert "cannot read" in line
+
+    line = error_of("submit", str(spec_file(SPEC)), "--server", server.url)
+    assert line.startswith("error: HTTP 401 Unauthorized: ") and "PRUNELAB_TOKEN" in line
+    line = error_of("submit", str(spec_file(SPEC)), "--server", server.url, "--token", "pl_revoked-or-made-up")
+    assert line == ("error: HTTP 401 Unauthorized: invalid or revoked API token "
+                    "(give --token or set PRUNELAB_TOKEN; `prunelab user add` makes one)")
+    line = error_of("submit", str(spec_file(SPEC)), "--server", server.url, "--token", server.viewer_token)
+    assert line.startswith("error: HTTP 403 Forbidden: ") and "viewer" in line
+    line = error_of("status", "--status", "sleeping", "--server", server.url, "--token", server.token)
+    assert line.startswith("error: HTTP 422 Unprocessable") and "query.status: " in line  # the API's 422 detail
+    line = error_of("status", "999999", "--server", server.url, "--token", server.token)
+    assert line == "error: HTTP 404 Not Found: job 999999 not found"
+    line = error_of("status", "--server", f"http://127.0.0.1:{free_port()}")
+    assert line.startswith("error: cannot reach http://127.0.0.1:")
+
+    assert job_count(server) == before  # nothing was stored by any of these

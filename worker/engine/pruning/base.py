@@ -1,0 +1,210 @@
+"""What every pruner shares: finding the layers, choosing the lowest scores, masks that hold, reports.
+
+A pruner works on Conv2d and Linear layers named by the spec. Masks are bool tensors of the weight's
+shape (True = kept). Reports describe each layer in its 2-D view: out x (in * kh * kw).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
+
+from worker.masks import density_grid, encode_density, encode_grid
+from worker.spec import SpecError
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def find_layers(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:
+    """The named Conv2d/Linear modules, in the order given; SpecError for a name that is not one."""
+    modules = dict(model.named_modules())
+    allowed = [n for n, m in modules.items() if isinstance(m, PRUNABLE)]
+    layers = {}
+    for name in names:
+        if not isinstance(modules.get(name), PRUNABLE):
+            raise SpecError("method.layers", f"unknown layer {name!r}; allowed: {', '.join(allowed)}")
+        layers[name] = modules[name]
+    return layers
+
+
+def layer_kind(module: nn.Module) -> str:
+    return "conv" if isinstance(module, nn.Conv2d) else "linear"
+
+
+def view_2d(tensor: torch.Tensor) -> torch.Tensor:
+    """A weight (or mask) as the 2-D matrix out x (in * kh * kw)."""
+    return tensor.reshape(tensor.shape[0], -1)
+
+
+def lowest_mask(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.Tensor:
+    """Flat bool mask (True = pruned) of exactly `count` entries: every dead one first, then the
+    lowest-scoring alive ones. Ties at the cut are broken by position so the count is exact.
+    O(n): one kthvalue plus a few vectorised passes, no sort."""
+    flat = scores.reshape(-1).to(torch.float32)
+    dead = ~alive.reshape(-1)
+    total = flat.numel()
+    count = max(int(count), int(dead.sum()))  # pruned entries never come back
+    if count <= 0:
+        return torch.zeros(total, dtype=torch.bool, device=flat.device)
+    if count >= total:
+        return torch.ones(total, dtype=torch.bool, device=flat.device)
+    flat = flat.masked_fill(dead, float("-inf"))
+    cut = flat.kthvalue(count).values
+    below = flat < cut
+    need = count - int(below.sum())
+    at_cut = flat == cut
+    return below | (at_cut & (at_cut.cumsum(0) <= need))
+
+
+class Pruner:
+    """The interface the runner uses. Subclasses implement prune()."""
+
+    method = "none"
+
+    def __init__(self, layer_names: list[str]):
+        self.layer_names = list(layer_names)
+        self.targets: dict[str, float] = {n: 0.0 for n in self.layer_names}
+
+    def targets_for(self, sparsity: float, layer_sparsity: dict[str, float] | None) -> dict[str, float]:
+        layer_sparsity = layer_sparsity or {}
+        unknown = [n for n in layer_sparsity if n not in self.layer_names]
+        if unknown:
+            raise SpecError("layer_sparsity", f"layer {unknown[0]!r} is not pruned; pruned layers: {', '.join(self.layer_names)}")
+        for name, value in [("sparsity", sparsity), *layer_sparsity.items()]:
+            if not 0.0 <= float(value) < 1.0:
+                raise SpecError(name, f"sparsity must be in [0, 1), got {value}")
+        return {n: float(layer_sparsity.get(n, sparsity)) for n in self.layer_names}
+
+    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None, train_fn) -> nn.Module:
+        raise NotImplementedError
+
+    def apply_masks(self, model: nn.Module) -> None:
+        pass
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def dense_reference(self, model: nn.Module) -> nn.Module:
+        """The unpruned architecture to measure against (the model itself unless channels were removed)."""
+        return model
+
+    def restructure(self, model: nn.Module) -> nn.Module:
+        """Reshape a freshly built model to this pruner's pruned structure (after load_state_dict), so a
+        checkpoint of a physically smaller model loads into it. Masks need nothing: returns the model."""
+        return model
+
+    def rewind(self, model: nn.Module, state: dict) -> None:
+        """Load an early-training state_dict of the unpruned architecture into the pruned model (lottery
+        ticket / weight rewinding): survivors get their early values, pruned weights stay pruned."""
+        model.load_state_dict(state)
+        self.apply_masks(model)
+
+    def masks_2d(self, model: nn.Module) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+        """name -> (2-D keep mask in the layer's original 2-D view, block shape of the mask grid)."""
+        raise NotImplementedError
+
+    def layer_stats(self, model: nn.Module) -> list[dict]:
+        """Per layer: name, kind, shape (original weight shape), params (original), nonzero."""
+        raise NotImplementedError
+
+    def sparsity(self, model: nn.Module) -> float:
+        """Zero weights / weights over the pruned layers (original sizes)."""
+        stats = self.layer_stats(model)
+        params = sum(s["params"] for s in stats)
+        return 1.0 - sum(s["nonzero"] for s in stats) / params if params else 0.0
+
+    def layer_report(self, model: nn.Module) -> list[dict]:
+        masks = self.masks_2d(model)
+        report = []
+        for stat in self.layer_stats(model):
+            keep, block = masks[stat["name"]]
+            keep_np = keep.detach().cpu().numpy()
+            grid = _block_grid(keep_np, block)
+            report.append({
+                **stat,
+                "sparsity": 1.0 - stat["nonzero"] / stat["params"] if stat["params"] else 0.0,
+                "target_sparsity": self.targets.get(stat["name"], 0.0),
+                "mask": {"block_shape": list(block), "grid": encode_grid(grid)},
+                "density": encode_density(density_grid(keep_np)),
+            })
+        return report
+
+    def state_dict(self) -> dict:
+        return {"method": self.method, "targets": dict(self.targets)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("method") != self.method:
+            raise ValueError(f"pruner state is for method {state.get('method')!r}, not {self.method!r}")
+        self.targets = dict(state["targets"])
+
+
+def _block_grid(keep: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Per-block keep flags of a 2-D mask whose blocks are uniform (all kept or all pruned)."""
+    r, c = block
+    return keep[::r, ::c]
+
+
+class MaskPruner(Pruner):
+    """Pruners that zero weights in place and hold them at zero with bool masks (block, magnitude)."""
+
+    def __init__(self, layer_names: list[str]):
+        super().__init__(layer_names)
+        self.masks: dict[str, torch.Tensor] = {}
+        self._hooked = WeakIdKeyDictionary()  # weights whose gradient hook is in place
+
+    def block_shape(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def set_masks(self, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+        layers = find_layers(model, self.layer_names)
+        for name, mask in masks.items():
+            self.masks[name] = mask.to(device=layers[name].weight.device, dtype=torch.bool)
+        self._hook_grads(layers)
+        self.apply_masks(model)
+
+    def _hook_grads(self, layers: dict[str, nn.Module]) -> None:
+        # Gradients of pruned weights are zeroed as they are computed, so momentum never builds up on them.
+        for name, module in layers.items():
+            weight = module.weight
+            if weight in self._hooked or name not in self.masks:
+                continue
+            weight.register_hook(lambda grad, name=name: grad * self.masks[name].to(grad.device))
+            self._hooked[weight] = True
+
+    def apply_masks(self, model: nn.Module) -> None:
+        if not self.masks:
+            return
+        layers = find_layers(model, list(self.masks))
+        self._hook_grads(layers)
+        with torch.no_grad():
+            for name, module in layers.items():
+                mask = self.masks[name]
+                if mask.device != module.weight.device:
+                    mask = self.masks[name] = mask.to(module.weight.device)
+                module.weight.mul_(mask)
+                if module.weight.grad is not None:
+                    module.weight.grad.mul_(mask)
+
+    def alive(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        mask = self.masks.get(name)
+        return torch.ones_like(weight, dtype=torch.bool) if mask is None else mask.to(weight.device)
+
+    def masks_2d(self, model: nn.Module) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+        layers = find_layers(model, self.layer_names)
+        return {n: (view_2d(self.alive(n, m.weight)), self.block_shape()) for n, m in layers.items()}
+
+    def layer_stats(self, model: nn.Module) -> list[dict]:
+        stats = []
+        for name, module in find_layers(model, self.layer_names).items():
+            weight = module.weight
+            stats.append({"name": name, "kind": layer_kind(module), "shape": list(weight.shape),
+                          "params": weight.numel(), "nonzero": int(torch.count_nonzero(weight))})
+        return stats
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "masks": {n: m.detach().cpu().clone() for n, m in self.masks.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.masks = {n: m.to(torch.bool) for n, m in state["masks"].items()}

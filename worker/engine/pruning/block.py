@@ -1,0 +1,161 @@
+"""Block pruning (seeds 000/004): zero whole r x c blocks of each layer's 2-D weight view.
+
+The 2-D view is out x (in * kh * kw). The grid has ceil(out / r) x ceil(cols / c) blocks; blocks on the
+bottom and right edges that do not fill r x c are scored over the elements they have (mean_abs divides
+by their real element count; l1 / l2 sum over what is there).
+
+Scores: mean_abs = mean |w| (the paper), l1 = sum |w|, l2 = sqrt(sum w^2); each divided by the layer's
+largest block score so that `global` scope can compare layers.
+
+Targets are fractions of *blocks*: a layer with B blocks at target s ends with exactly round(s * B) pruned
+blocks. Blocks already pruned in an earlier round count toward it and stay pruned; the rest are the
+lowest-scoring alive blocks (the cut is the round(s * B)-th smallest score). When r and c divide the
+weight's sides, element sparsity equals block sparsity; with edge blocks the element sparsity differs
+from it by less than one block's share (edge blocks hold fewer elements).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worker.engine.pruning.base import MaskPruner, find_layers, lowest_mask, view_2d
+
+SCORES = ("mean_abs", "l1", "l2")
+CHUNK_ELEMENTS = 1 << 20  # rows are reduced in chunks of about this many weights: no huge temporaries
+
+
+def grid_shape(shape2d: tuple[int, int], block: tuple[int, int]) -> tuple[int, int]:
+    return math.ceil(shape2d[0] / block[0]), math.ceil(shape2d[1] / block[1])
+
+
+def _block_sums(w: torch.Tensor, r: int, c: int, square: bool) -> torch.Tensor:
+    """Sum of |w| (or w^2) over each r x c block of a matrix whose sides are multiples of r and c."""
+    rows, cols = w.shape
+    grid_r, grid_c = rows // r, cols // c
+    out = torch.empty(grid_r, grid_c, dtype=torch.float32, device=w.device)
+    step = r * max(1, CHUNK_ELEMENTS // (cols * r))
+    buf = torch.empty(min(step, rows), cols, dtype=torch.float32, device=w.device)
+    col_sums = torch.empty(min(step, rows), grid_c, dtype=torch.float32, device=w.device)
+    for start in range(0, rows, step):
+        n = min(step, rows - start)
+        chunk = buf[:n]
+        if square:
+            torch.mul(w[start:start + n], w[start:start + n], out=chunk)
+        else:
+            torch.abs(w[start:start + n], out=chunk)
+        torch.sum(chunk.view(n, grid_c, c), dim=2, out=col_sums[:n])
+        torch.sum(col_sums[:n].view(n // r, r, grid_c), dim=1, out=out[start // r:(start + n) // r])
+    return out
+
+
+def block_scores(weight2d: torch.Tensor, block: tuple[int, int], score: str = "mean_abs") -> torch.Tensor:
+    """Score of every block of a 2-D weight, divided by the largest one (a grid_shape tensor)."""
+    if score not in SCORES:
+        raise ValueError(f"method.score: unknown score {score!r}; allowed: {', '.join(SCORES)}")
+    r, c = block
+    rows, cols = weight2d.shape
+    grid_r, grid_c = grid_shape((rows, cols), block)
+    w = weight2d.detach().to(torch.float32)
+    if rows % r or cols % c:
+        w = F.pad(w, (0, grid_c * c - cols, 0, grid_r * r - rows))  # zero padding adds nothing to a sum
+    sums = _block_sums(w, r, c, square=(score == "l2"))
+    if score == "l2":
+        sums = sums.sqrt_()
+    elif score == "mean_abs" and (rows % r or cols % c):
+        row_counts = torch.full((grid_r,), float(r), device=w.device)
+        row_counts[-1] = rows - (grid_r - 1) * r
+        col_counts = torch.full((grid_c,), float(c), device=w.device)
+        col_counts[-1] = cols - (grid_c - 1) * c
+        sums = sums / torch.outer(row_counts, col_counts)
+    elif score == "mean_abs":
+        sums = sums / (r * c)
+    top = sums.max()
+    return sums / top if top > 0 else sums
+
+
+def expand_blocks(keep_grid: torch.Tensor, block: tuple[int, int], shape2d: tuple[int, int]) -> torch.Tensor:
+    """Element mask (shape2d) from a per-block keep grid."""
+    r, c = block
+    grid_r, grid_c = keep_grid.shape
+    full = keep_grid[:, None, :, None].expand(grid_r, r, grid_c, c).reshape(grid_r * r, grid_c * c)
+    if full.shape != torch.Size(shape2d):
+        full = full[:shape2d[0], :shape2d[1]].contiguous()
+    return full
+
+
+def alive_blocks(mask2d: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """Per-block keep grid of a block-uniform mask (its top-left element of each block)."""
+    return mask2d[::block[0], ::block[1]]
+
+
+def block_mask(weight2d: torch.Tensor, block: tuple[int, int], sparsity: float, score: str = "mean_abs",
+               alive: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep grid of one layer pruned to `sparsity` of its blocks (already dead blocks stay dead)."""
+    scores = block_scores(weight2d, block, score)
+    alive = torch.ones_like(scores, dtype=torch.bool) if alive is None else alive
+    pruned = lowest_mask(scores, alive, round(sparsity * scores.numel()))
+    return ~pruned.view(scores.shape)
+
+
+class BlockPruner(MaskPruner):
+    method = "block"
+
+    def __init__(self, layer_names: list[str], block: tuple[int, int] = (2, 2), score: str = "mean_abs",
+                 scope: str = "layer"):
+        super().__init__(layer_names)
+        if len(block) != 2 or min(block) < 1:
+            raise ValueError(f"method.block_size: must be positive integers, got {block}")
+        if score not in SCORES:
+            raise ValueError(f"method.score: unknown score {score!r}; allowed: {', '.join(SCORES)}")
+        if scope not in ("layer", "global"):
+            raise ValueError(f"method.scope: unknown scope {scope!r}; allowed: layer, global")
+        self.block = (int(block[0]), int(block[1]))
+        self.score = score
+        self.scope = scope
+
+    def block_shape(self) -> tuple[int, int]:
+        return self.block
+
+    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None,
+              train_fn=None) -> nn.Module:
+        targets = self.targets_for(sparsity, layer_sparsity)
+        layers = find_layers(model, self.layer_names)
+        grids: dict[str, torch.Tensor] = {}
+        joint = [n for n in self.layer_names if self.scope == "global" and n not in (layer_sparsity or {})]
+        for name, module in layers.items():
+            if name in joint:
+                continue
+            weight2d = view_2d(module.weight)
+            alive = alive_blocks(view_2d(self.alive(name, module.weight)), self.block)
+            grids[name] = block_mask(weight2d, self.block, targets[name], self.score, alive)
+        if joint:
+            grids.update(self._global_grids({n: layers[n] for n in joint}, sparsity))
+        masks = {}
+        for name, module in layers.items():
+            shape2d = view_2d(module.weight).shape
+            masks[name] = expand_blocks(grids[name], self.block, shape2d).reshape(module.weight.shape)
+        self.targets = targets
+        self.set_masks(model, masks)
+        return model
+
+    def _global_grids(self, layers: dict[str, nn.Module], sparsity: float) -> dict[str, torch.Tensor]:
+        """One threshold over all layers' normalised block scores."""
+        scores, alive = [], []
+        for name, module in layers.items():
+            weight2d = view_2d(module.weight)
+            scores.append(block_scores(weight2d, self.block, self.score))
+            alive.append(alive_blocks(view_2d(self.alive(name, module.weight)), self.block))
+        flat_scores = torch.cat([s.reshape(-1).to(scores[0].device) for s in scores])
+        flat_alive = torch.cat([a.reshape(-1).to(scores[0].device) for a in alive])
+        pruned = lowest_mask(flat_scores, flat_alive, round(sparsity * flat_scores.numel()))
+        grids, offset = {}, 0
+        for name, s in zip(layers, scores):
+            grids[name] = ~pruned[offset:offset + s.numel()].view(s.shape).to(s.device)
+            offset += s.numel()
+        return grids
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "block": list(self.block), "score": self.score, "scope": self.scope}

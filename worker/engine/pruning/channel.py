@@ -1,0 +1,282 @@
+"""Channel (filter) pruning that physically removes channels with Torch-Pruning's DependencyGraph.
+
+Channels are removed per dependency group: a group couples every layer whose output channels must stay
+aligned (a conv and its BN, all convs feeding one residual sum) with the layers that consume them
+(their input channels). A group is pruned only if all its output layers are selected layers; the final
+classifier's outputs are never pruned.
+
+Sparsity target = fraction of the selected layers' ORIGINAL weights removed (removing half the channels
+of a middle conv removes ~75 % of its weights, since its input channels shrink too). The number of
+channels to remove per group comes from a uniform channel ratio found by bisection on a cheap
+simulation of the resulting layer sizes (layers named in the per-layer map get their own ratio).
+Iterative rounds remove more from the already smaller model; the target stays relative to the
+original weights.
+
+The pruner remembers which original output/input channels of each selected layer survive, so reports
+show the layer in its original 2-D view with removed rows (filters) and columns (input channels).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from worker.engine.pruning.base import PRUNABLE, Pruner, find_layers, layer_kind
+
+IMPORTANCES = ("l1", "l2", "bn_scale")
+
+
+def final_classifier(model: nn.Module) -> str:
+    """Name of the layer whose outputs are the model's outputs: the last Linear (else the last conv)."""
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    return (linears or convs)[-1]
+
+
+def _out_channels(module: nn.Module) -> int:
+    return module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+
+
+def _in_channels(module: nn.Module) -> int:
+    return module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+
+
+def out_pruning_fn(module: nn.Module):
+    return tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+
+
+class _GroupInfo:
+    """A prunable dependency group: its root layer, channel count and the selected layers it shrinks."""
+
+    def __init__(self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]]):
+        self.root = root
+        self.channels = channels
+        self.outs = outs          # selected layers whose output channels are the group's channels
+        self.ins = ins            # (selected layer, input features per group channel)
+        self.remove = 0           # channels to remove this round
+
+
+class ChannelPruner(Pruner):
+    method = "channel"
+
+    def __init__(self, model: nn.Module, layer_names: list[str], example_input: torch.Tensor, importance: str = "l1"):
+        super().__init__(layer_names)
+        if importance not in IMPORTANCES:
+            raise ValueError(f"method.importance: unknown importance {importance!r}; allowed: {', '.join(IMPORTANCES)}")
+        layers = find_layers(model, layer_names)
+        self.importance = importance
+        self.example_input = example_input.detach().cpu()
+        self.classifier = final_classifier(model)
+        self.original_shapes = {n: list(m.weight.shape) for n, m in layers.items()}
+        self.keep_out = {n: torch.arange(_out_channels(m)) for n, m in layers.items()}
+        self.keep_in = {n: torch.arange(_in_channels(m)) for n, m in layers.items()}
+        self._reference = copy.deepcopy(model).cpu().eval()
+
+    # --- structure -------------------------------------------------------------------------------
+    def _graph(self, model: nn.Module) -> tp.DependencyGraph:
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()  # tracing runs a forward pass: keep BN running statistics untouched
+        try:
+            with torch.enable_grad():
+                graph = tp.DependencyGraph().build_dependency(model, example_inputs=self.example_input.to(device), verbose=False)
+        finally:
+            model.train(was_training)
+        return graph
+
+    def _groups(self, graph: tp.DependencyGraph, model: nn.Module) -> list[_GroupInfo]:
+        names = {m: n for n, m in model.named_modules()}
+        selected = set(self.layer_names)
+        groups, covered = [], set()
+        for name, module in find_layers(model, self.layer_names).items():
+            if name == self.classifier or name in covered:
+                continue
+            channels = _out_channels(module)
+            group = graph.get_pruning_group(module, out_pruning_fn(module), idxs=list(range(channels)))
+            outs, ins, prunable = [], [], True
+            for dep, idxs in group:
+                target = dep.target.module
+                if not isinstance(target, PRUNABLE):
+                    continue
+                target_name = names.get(target)
+                if graph.is_out_channel_pruning_fn(dep.handler):
+                    if target_name not in selected or target_name == self.classifier:
+                        prunable = False
+                    outs.append(target_name)
+                elif graph.is_in_channel_pruning_fn(dep.handler) and target_name in selected:
+                    ins.append((target_name, len(idxs) / channels))
+            covered.update(outs)
+            if prunable and channels > 1:
+                groups.append(_GroupInfo(name, channels, outs, ins))
+        return groups
+
+    def _layer_numels(self, model: nn.Module) -> dict[str, int]:
+        return {n: m.weight.numel() for n, m in find_layers(model, self.layer_names).items()}
+
+    def _simulate(self, model_numels: dict[str, int], model: nn.Module, groups: list[_GroupInfo]) -> dict[str, int]:
+        """Weights each selected layer would keep if every group removed `group.remove` channels."""
+        layers = find_layers(model, self.layer_names)
+        out_kept = {n: 1.0 for n in layers}
+        in_kept = {n: 1.0 for n in layers}
+        for g in groups:
+            for name in g.outs:
+                out_kept[name] -= g.remove / g.channels
+            for name, per_channel in g.ins:
+                in_kept[name] -= g.remove * per_channel / _in_channels(layers[name])
+        return {n: model_numels[n] * out_kept[n] * in_kept[n] for n in layers}
+
+    def _plan(self, model: nn.Module, groups: list[_GroupInfo], targets: dict[str, float],
+              layer_sparsity: dict[str, float], floor: dict[str, int] | None = None) -> None:
+        """Set group.remove so the selected layers reach their targets (original-weight fractions).
+        `floor` gives channels a group must remove whatever the target (group lasso's threshold)."""
+        floor = floor or {}
+        numels = self._layer_numels(model)
+        original = {n: _numel(s) for n, s in self.original_shapes.items()}
+        own = {g.root: next((n for n in g.outs if n in layer_sparsity), None) for g in groups}
+        shared = [g for g in groups if own[g.root] is None]
+        shared_layers = [n for n in self.layer_names if n not in layer_sparsity]
+        shared_target = targets[shared_layers[0]] if shared_layers else 0.0
+
+        def set_ratio(members: list[_GroupInfo], ratio: float) -> None:
+            for g in members:
+                g.remove = max(floor.get(g.root, 0), min(g.channels - 1, round(g.channels * ratio)))
+
+        def sparsity_of(layer_names: list[str]) -> float:
+            kept = self._simulate(numels, model, groups)
+            total = sum(original[n] for n in layer_names)
+            return 1.0 - sum(kept[n] for n in layer_names) / total if total else 0.0
+
+        def bisect(members: list[_GroupInfo], layer_names: list[str], target: float) -> None:
+            low, high = 0.0, 1.0
+            set_ratio(members, low)
+            if sparsity_of(layer_names) >= target:
+                return
+            for _ in range(40):
+                mid = (low + high) / 2
+                set_ratio(members, mid)
+                if sparsity_of(layer_names) >= target:
+                    high = mid
+                else:
+                    low = mid
+            set_ratio(members, high)
+
+        set_ratio(groups, 0.0)
+        for _ in range(3):  # the layer-map groups and the shared ratio influence each other: a few sweeps
+            for g in groups:
+                if own[g.root] is not None:
+                    bisect([g], [own[g.root]], layer_sparsity[own[g.root]])
+            if shared:
+                bisect(shared, shared_layers, shared_target)
+
+    def _importance(self, group) -> torch.Tensor:
+        if self.importance == "bn_scale":
+            score = tp.importance.BNScaleImportance(normalizer=None)(group)
+            if score is not None:
+                return score
+        p = 2 if self.importance == "l2" else 1  # bn_scale without a BN in the group falls back to L1
+        return tp.importance.GroupMagnitudeImportance(p=p, normalizer=None)(group)
+
+    def channel_scores(self, group, module: nn.Module) -> torch.Tensor:
+        """Score per channel of a full group (lower = removed first)."""
+        return self._importance(group)
+
+    def _remove(self, model: nn.Module, graph: tp.DependencyGraph, groups: list[_GroupInfo]) -> None:
+        modules = dict(model.named_modules())
+        names = {m: n for n, m in modules.items()}
+        for g in groups:
+            if g.remove <= 0:
+                continue
+            root = modules[g.root]
+            full = graph.get_pruning_group(root, out_pruning_fn(root), idxs=list(range(g.channels)))
+            scores = self.channel_scores(full, root)
+            idxs = sorted(torch.argsort(scores.cpu(), stable=True)[:g.remove].tolist())
+            group = graph.get_pruning_group(root, out_pruning_fn(root), idxs=idxs)
+            for dep, dep_idxs in group:
+                name = names.get(dep.target.module)
+                if name in self.keep_out and graph.is_out_channel_pruning_fn(dep.handler):
+                    self.keep_out[name] = _drop(self.keep_out[name], dep_idxs)
+                elif name in self.keep_in and graph.is_in_channel_pruning_fn(dep.handler):
+                    self.keep_in[name] = _drop(self.keep_in[name], dep_idxs)
+            group.prune()
+
+    # --- the Pruner interface -------------------------------------------------------------------
+    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None,
+              train_fn=None) -> nn.Module:
+        layer_sparsity = layer_sparsity or {}
+        targets = self.targets_for(sparsity, layer_sparsity)
+        graph = self._graph(model)
+        groups = self._groups(graph, model)
+        self._plan(model, groups, targets, layer_sparsity)
+        self._remove(model, graph, groups)
+        self.targets = targets
+        return model
+
+    def dense_reference(self, model: nn.Module) -> nn.Module:
+        return self._reference
+
+    def restructure(self, model: nn.Module) -> nn.Module:
+        """Remove from a freshly built model the channels this pruner removed (for loading a checkpoint)."""
+        graph = self._graph(model)
+        modules = dict(model.named_modules())
+        for name in self.layer_names:
+            module = modules[name]
+            channels = _out_channels(module)
+            if name == self.classifier or channels != self.original_shapes[name][0]:
+                continue
+            kept = set(self.keep_out[name].tolist())
+            removed = [i for i in range(channels) if i not in kept]
+            if removed:
+                graph.get_pruning_group(module, out_pruning_fn(module), idxs=removed).prune()
+        return model
+
+    def rewind(self, model: nn.Module, state: dict) -> None:
+        """The unpruned state_dict cut down to the surviving channels, loaded into the compact model."""
+        early = copy.deepcopy(self._reference)
+        early.load_state_dict(state)
+        early = self.restructure(early.to(next(model.parameters()).device))
+        model.load_state_dict(early.state_dict())
+
+    def masks_2d(self, model: nn.Module) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+        out = {}
+        for name, shape in self.original_shapes.items():
+            kernel = _numel(shape[2:]) if len(shape) > 2 else 1
+            rows = torch.zeros(shape[0], dtype=torch.bool)
+            rows[self.keep_out[name]] = True
+            cols = torch.zeros(shape[1], dtype=torch.bool)
+            cols[self.keep_in[name]] = True
+            keep = (rows[:, None, None] & cols[None, :, None]).expand(shape[0], shape[1], kernel)
+            out[name] = (keep.reshape(shape[0], shape[1] * kernel), (1, kernel))
+        return out
+
+    def layer_stats(self, model: nn.Module) -> list[dict]:
+        stats = []
+        for name, module in find_layers(model, self.layer_names).items():
+            stats.append({"name": name, "kind": layer_kind(module), "shape": self.original_shapes[name],
+                          "params": _numel(self.original_shapes[name]), "nonzero": module.weight.numel(),
+                          "current_shape": list(module.weight.shape)})
+        return stats
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "keep_out": {n: t.clone() for n, t in self.keep_out.items()},
+                "keep_in": {n: t.clone() for n, t in self.keep_in.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.keep_out = {n: t.clone() for n, t in state["keep_out"].items()}
+        self.keep_in = {n: t.clone() for n, t in state["keep_in"].items()}
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _drop(kept: torch.Tensor, positions) -> torch.Tensor:
+    """Remove the entries at `positions` (indices into the current, already shrunk, dimension)."""
+    keep = torch.ones(len(kept), dtype=torch.bool)
+    keep[torch.as_tensor(list(positions), dtype=torch.long)] = False
+    return kept[keep]
