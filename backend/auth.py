@@ -15,9 +15,12 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # EventSource and download links cannot send headers: reads may pass ?access_token=TOKEN instead.
+    if request.method in ("GET", "HEAD"):
+        return request.query_params.get("access_token") or None
+    return None
 
 
 def _user_from_request(request: Request) -> User | None:

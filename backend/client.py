@@ -113,7 +113,7 @@ def follow(client: Client, job: dict[str, Any], interval_s: float = 1.0) -> int:
     job_id = job["id"]
     unreachable_since: float | None = None
     with tqdm(total=100, unit="%", desc=f"job {job_id} {job['status']}", file=sys.stderr,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}") as bar:
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}") as bar:
         while True:
             bar.set_description_str(f"job {job_id} {job['status']}")
             bar.set_postfix_str((job.get("message") or "")[:60], refresh=False)

@@ -3,6 +3,7 @@
 SQLite runs with WAL (the API reads while the worker writes), a busy timeout (writers wait instead of
 failing with "database is locked") and foreign keys on (so deleting a job cascades to its steps).
 """
+import json
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,11 @@ from typing import Iterator
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+try:  # several times faster JSON columns (spec, metrics, masks); the stdlib serves when it is missing
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -29,6 +35,23 @@ def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def json_dumps(value) -> str:
+    """JSON for the database and responses: numpy scalars/arrays allowed; NaN/inf become null
+    (Postgres refuses the NaN token)."""
+    if orjson is not None:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    return json.dumps(value)
+
+
+def json_loads(text: str | bytes):
+    if orjson is not None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # e.g. NaN written by the stdlib encoder
+            pass
+    return json.loads(text)
+
+
 def make_engine(database_url: str) -> Engine:
     """A new engine; SQLite files get their directory created and the pragmas above."""
     url = make_url(database_url)
@@ -36,10 +59,12 @@ def make_engine(database_url: str) -> Engine:
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                               pool_size=20, max_overflow=20)
+                               pool_size=20, max_overflow=20, json_serializer=json_dumps,
+                               json_deserializer=json_loads)
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_dumps,
+                         json_deserializer=json_loads)
 
 
 def get_engine(database_url: str | None = None) -> Engine:

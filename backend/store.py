@@ -227,7 +227,12 @@ def start_job(session: Session, job_id: int) -> Job | None:
     if job.cancel_requested:
         set_status(session, job_id, "cancelled", message="cancelled before it started")
         return None
-    set_status(session, job_id, "running", message="running")
+    # Conditional: a cancel that lands between the read above and this write wins.
+    claimed = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES),
+                                                Job.cancel_requested.is_(False)).values(
+        status="running", started_at=func.coalesce(Job.started_at, utcnow()), finished_at=None, message="running"))
+    if claimed.rowcount == 0:
+        return None
     session.refresh(job)
     return job
 

@@ -107,8 +107,13 @@ async def run_phase(base: str, make_url, clients: int, seconds: float, think_s: 
             while time.perf_counter() < deadline:
                 url = make_url(rnd)
                 t0 = time.perf_counter()
-                r = await client.get(url)
-                await r.aread()
+                try:
+                    r = await client.get(url)
+                    await r.aread()
+                except httpx.HTTPError as exc:
+                    errors += 1
+                    print(f"request failed: {url}: {exc!r}", file=sys.stderr)
+                    continue
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200:
                     errors += 1

@@ -1,11 +1,13 @@
 """Shared request plumbing: a DB session per request, settings, and errors in FastAPI's 422 shape."""
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any, AsyncIterator
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend import store
+from backend.db import json_dumps
 from backend.models import Job
 from backend.settings import Settings
 
@@ -13,23 +15,34 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers on Postgres
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="job id")]
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # async so FastAPI runs it on the event loop instead of a threadpool hop: making a session does no I/O;
+    # the queries run in the (sync) endpoints, in the threadpool.
     session = request.app.state.sessions()
     try:
         yield session
     except BaseException:
-        session.rollback()
+        await run_in_threadpool(session.rollback)
         raise
     finally:
-        session.close()
+        await run_in_threadpool(session.close)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 DB = Annotated[Session, Depends(get_session)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+class FastJSONResponse(Response):
+    """JSONResponse through backend.db.json_dumps (orjson when installed: the run list and step lists are
+    the hot paths)."""
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json_dumps(content).encode()
 
 
 def invalid(loc: tuple[Any, ...], msg: str, type_: str = "value_error") -> RequestValidationError:

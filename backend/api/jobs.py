@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Body, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from backend import store
-from backend.api.deps import DB, AppSettings, JobId, check_text, invalid, job_or_404
+from backend.api.deps import DB, AppSettings, FastJSONResponse, JobId, check_text, invalid, job_or_404
 from backend.auth import Reader, Writer, check_can_modify
 from backend.models import JOB_STATUSES, LayerMask, Step
 from worker.masks import MAX_CELLS, decode_density, decode_grid
@@ -48,13 +48,13 @@ def _enqueue(request: Request, session, job_id: int, queue: str) -> None:
     session.commit()
 
 
-def _job_response(job, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(store.job_to_dict(job), status_code=status_code)
+def _job_response(job, status_code: int = 200) -> FastJSONResponse:
+    return FastJSONResponse(store.job_to_dict(job), status_code=status_code)
 
 
 @router.post("", status_code=201, summary="Submit a job (the spec of `prunelab run`, as JSON)")
 def submit_job(request: Request, session: DB, user: Writer,
-               spec: dict[str, Any] = Body(..., examples=[SPEC_EXAMPLE])) -> JSONResponse:
+               spec: dict[str, Any] = Body(..., examples=[SPEC_EXAMPLE])) -> FastJSONResponse:
     try:
         parsed = parse_spec(spec)
     except SpecError as err:
@@ -78,7 +78,7 @@ def list_jobs(session: DB, user: Reader,
               owner: str | None = Query(None, description="user name"),
               sort: str = Query("-created_at", description="created_at, name, best_accuracy, last_sparsity, ...; "
                                                           "prefix - for descending"),
-              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> JSONResponse:
+              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> FastJSONResponse:
     filters = {"status": status, "model": model, "dataset": dataset, "method": method, "schedule": schedule,
                "tag": tag, "owner": owner}
     for name, value in filters.items():
@@ -88,12 +88,12 @@ def list_jobs(session: DB, user: Reader,
         jobs, total = store.list_jobs(session, **filters, sort=sort, limit=limit, offset=offset)
     except store.StoreError as err:
         raise invalid(("query", err.field), err.message) from None
-    return JSONResponse({"items": [store.job_to_dict(j) for j in jobs], "total": total,
+    return FastJSONResponse({"items": [store.job_to_dict(j) for j in jobs], "total": total,
                          "limit": limit, "offset": offset})
 
 
 @router.get("/{job_id}", summary="One job")
-def get_job(job_id: JobId, session: DB, user: Reader) -> JSONResponse:
+def get_job(job_id: JobId, session: DB, user: Reader) -> FastJSONResponse:
     row = store.get_job_row(session, job_id)
     if row is None:
         raise HTTPException(404, f"job {job_id} not found")
@@ -101,7 +101,7 @@ def get_job(job_id: JobId, session: DB, user: Reader) -> JSONResponse:
 
 
 @router.post("/{job_id}/cancel", summary="Cancel: queued jobs at once, running ones within seconds")
-def cancel_job(job_id: JobId, session: DB, user: Writer) -> JSONResponse:
+def cancel_job(job_id: JobId, session: DB, user: Writer) -> FastJSONResponse:
     job = job_or_404(session, job_id)
     check_can_modify(user, job)
     try:
@@ -113,7 +113,7 @@ def cancel_job(job_id: JobId, session: DB, user: Writer) -> JSONResponse:
 
 
 @router.post("/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes after its last step")
-def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> JSONResponse:
+def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> FastJSONResponse:
     job = job_or_404(session, job_id)
     check_can_modify(user, job)
     settings = request.app.state.settings
@@ -131,22 +131,22 @@ def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> JSO
 
 
 @router.delete("/{job_id}", summary="Delete a job, its steps, masks and artifacts (a running job is cancelled first)")
-def delete_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings) -> JSONResponse:
+def delete_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings) -> FastJSONResponse:
     job = job_or_404(session, job_id)
     check_can_modify(user, job)
     if job.status in ("queued", "running"):
         store.request_cancel(session, job)
     store.delete_job(session, job, settings.artifact_dir)
     session.commit()
-    return JSONResponse({"deleted": job_id})
+    return FastJSONResponse({"deleted": job_id})
 
 
 @router.get("/{job_id}/steps", summary="Steps of a job (only those with index > after)")
 def list_steps(job_id: JobId, session: DB, user: Reader,
                after: int | None = Query(None, ge=-1, le=10**9, description="only steps with a larger index")
-               ) -> JSONResponse:
+               ) -> FastJSONResponse:
     job_or_404(session, job_id)
-    return JSONResponse({"items": [store.step_to_dict(s) for s in store.list_steps(session, job_id, after)]})
+    return FastJSONResponse({"items": [store.step_to_dict(s) for s in store.list_steps(session, job_id, after)]})
 
 
 def _cells_2d(weight_shape: list[int] | None, fallback: tuple[int, int]) -> tuple[int, int]:
@@ -165,7 +165,7 @@ def _per_cell(total: int, cells: int) -> float | int:
 @router.get("/{job_id}/layers/{layer}/mask", summary="Heatmap of a layer's mask (at most 256 x 256 cells)")
 def layer_mask(job_id: JobId, layer: str, session: DB, user: Reader,
                step: int | None = Query(None, ge=0, le=10**9, description="step index; default the latest")
-               ) -> JSONResponse:
+               ) -> FastJSONResponse:
     check_text("path", "layer", layer)
     job_or_404(session, job_id)
     found = store.get_layer_mask(session, job_id, layer, step)

@@ -1,13 +1,13 @@
 """/api/compare, /api/catalog, /api/health."""
+import functools
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
 from backend import store
-from backend.api.deps import DB, MAX_ID, invalid
+from backend.api.deps import DB, MAX_ID, FastJSONResponse, invalid
 from backend.auth import Reader
 from backend.models import Job
 
@@ -15,6 +15,7 @@ router = APIRouter(prefix="/api", tags=["views"])
 MAX_COMPARE = 200
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -44,7 +45,7 @@ def downsample(items: list, points: int) -> list:
 
 @router.get("/compare", summary="Curves of several runs in one response, downsampled to `points` per run")
 def compare(session: DB, user: Reader, ids: str = Query(..., description="job ids, comma separated (at most 200)"),
-            points: int = Query(200, ge=2, le=2000)) -> JSONResponse:
+            points: int = Query(200, ge=2, le=2000)) -> FastJSONResponse:
     try:
         job_ids = list(dict.fromkeys(int(p) for p in ids.split(",") if p.strip()))
     except ValueError:
@@ -62,18 +63,18 @@ def compare(session: DB, user: Reader, ids: str = Query(..., description="job id
     curves = store.step_curves(session, job_ids)
     runs = [{"job": store.job_to_dict(jobs[j]), "points": [_point(m) for m in downsample(curves[j], points)],
              "total_points": len(curves[j])} for j in job_ids]
-    return JSONResponse({"runs": runs})
+    return FastJSONResponse({"runs": runs})
 
 
 @router.get("/catalog", summary="Models, datasets, methods, schedules: parameters, types, ranges, defaults")
-def catalog(user: Reader) -> JSONResponse:
+def catalog(user: Reader) -> FastJSONResponse:
     from worker.spec import catalog as build_catalog
 
-    return JSONResponse(build_catalog())
+    return FastJSONResponse(build_catalog())
 
 
 @router.get("/health", summary="Database reachable, version")
-def health(request: Request) -> JSONResponse:
+def health(request: Request) -> FastJSONResponse:
     settings = request.app.state.settings
     body = {"status": "ok", "db": "ok", "version": _version(), "auth": settings.auth,
             "public_read": settings.public_read}
@@ -82,5 +83,5 @@ def health(request: Request) -> JSONResponse:
             session.execute(text("SELECT 1"))
     except Exception as exc:
         body.update(status="error", db=f"error: {exc.__class__.__name__}")
-        return JSONResponse(body, status_code=503)
-    return JSONResponse(body)
+        return FastJSONResponse(body, status_code=503)
+    return FastJSONResponse(body)

@@ -122,12 +122,17 @@ def page(browser):
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
     page.errors = errors
+    # The page must work with no network: every request goes to our own server.
+    elsewhere = []
+    page.on("request", lambda req: elsewhere.append(req.url)
+            if not req.url.startswith(("http://127.0.0.1:", "data:", "blob:", "about:")) else None)
     page.set_default_timeout(20_000)
     yield page
     context.close()
     # 4xx answers a test provokes on purpose show up as console errors ("Failed to load resource").
     unexpected = [e for e in errors if "Failed to load resource" not in e]
     assert not unexpected, unexpected
+    assert not elsewhere, f"requests to other hosts: {elsewhere}"
 
 
 @pytest.fixture(scope="session")

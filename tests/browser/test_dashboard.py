@@ -45,12 +45,14 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         counts.append(page.evaluate(CURVE_POINTS))
+        if counts[-1] in (1, 2) and not (artifacts / "run-live.png").exists():
+            page.screenshot(path=str(artifacts / "run-live.png"))
         if page.query_selector("#run-head .status[data-status='succeeded']") or page.query_selector("#job-error"):
             break
         page.wait_for_timeout(300)
     assert page.query_selector("#job-error") is None, page.text_content("#job-error")
     wait_for_status(page, "succeeded", 10)
-    page.wait_for_function(f"{CURVE_POINTS}() === 3")
+    page.wait_for_function(f"({CURVE_POINTS})() === 3")
     drawn = [c for c in counts if c >= 0]
     assert drawn == sorted(drawn), f"the curve shrank: {drawn}"
     assert len(set(drawn)) >= 2, f"the curve never grew while the job ran: {drawn}"
@@ -157,6 +159,48 @@ def test_form_follows_method_schedule_and_model(stored_server, page, artifacts):
 
 
 # ---------------------------------------------------------------- stored runs: list, failed run, compare, speed
+
+def test_clone_fills_the_form_from_a_run(stored_server, page):
+    with stored_server.api() as api:
+        job = api.get(f"/api/jobs/{stored_server.run_ids[3]}").json()
+    page.goto(f"{stored_server.base_url}/#/run/{job['id']}")
+    page.click("text=Clone")
+    page.wait_for_url(f"**/#/new?from={job['id']}")
+    page.wait_for_selector("#f-name")
+    assert page.input_value("#f-name") == job["name"]
+    assert page.input_value("#f-method-kind") == job["spec"]["method"]["kind"]
+    assert page.input_value("#f-schedule-rounds") == str(job["spec"]["schedule"]["rounds"])
+    assert page.input_value("#f-tags") == ", ".join(job["tags"])
+
+
+def api_requests(page, path: str) -> list[float]:
+    times = []
+    page.on("request", lambda req: times.append(time.monotonic()) if req.url.split("?")[0].endswith(path) else None)
+    return times
+
+
+def test_polling_never_overlaps_and_backs_off_when_nothing_runs(stored_server, page):
+    with session_scope(stored_server.database_url) as session:
+        active = store.list_jobs(session, status="queued,running")[1]
+    assert active == 0
+    times = api_requests(page, "/api/jobs")
+    page.goto(f"{stored_server.base_url}/?live=poll#/runs")
+    page.wait_for_selector("#runs-table")
+    page.wait_for_timeout(16_000)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # 2 s, 4 s, 8 s ... between polls when nothing runs (a poll starts only after the last one ended).
+    assert 2 <= len(times) <= 5, gaps
+    assert all(g > 1.5 for g in gaps), gaps
+    assert gaps == sorted(gaps) or max(gaps) > 3.5, gaps
+
+
+def test_no_polling_while_the_event_stream_is_live(stored_server, page):
+    times = api_requests(page, "/api/jobs")
+    page.goto(f"{stored_server.base_url}/#/runs")
+    page.wait_for_function("() => document.querySelector('#live-state').dataset.state === 'live'")
+    page.wait_for_timeout(6000)
+    assert len(times) == 1, times
+
 
 def test_failed_run_shows_its_error(stored_server, page):
     with stored_server.api() as api:

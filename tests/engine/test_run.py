@@ -176,10 +176,15 @@ def test_prunelab_run_the_issue_spec(tmp_path):
     assert steps[-1]["accuracy"] > 0.8
     assert (tmp_path / "out" / "checkpoints" / "step_9.pt").is_file()
     assert "done in" in proc.stdout
-    # a second run reuses the cached baseline
-    proc = _prunelab(["run", "examples/lenet-digits-block2.yaml", "--out", str(tmp_path / "again")], tmp_path / "home")
-    assert proc.returncode == 0
-    assert json.loads((tmp_path / "again" / "result.json").read_text())["baseline"]["cached"] is True
+    # a later run with the same training settings reuses the cached baseline
+    spec = yaml.safe_load((ROOT / "examples" / "lenet-digits-block2.yaml").read_text())
+    spec["schedule"]["rounds"] = 1
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(spec))
+    proc = _prunelab(["run", str(tmp_path / "short.yaml"), "--out", str(tmp_path / "again")], tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads((tmp_path / "again" / "result.json").read_text())
+    assert again["baseline"]["cached"] is True and again["baseline"]["accuracy"] == result["baseline"]["accuracy"]
+    assert again["steps"][0]["sparsity"] == pytest.approx(steps[0]["sparsity"])
 
 
 @pytest.mark.parametrize("change,field", [
@@ -209,3 +214,22 @@ def test_prunelab_run_missing_dataset_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "train-images-idx3-ubyte" in lines[0] and str(tmp_path / "home" / "data") in lines[0]
+
+
+def test_channel_pruning_resumes_from_the_smaller_model(tmp_path):
+    """Channel removal changes the shapes: the checkpoint keeps the smaller module, resume continues from it."""
+    spec = parse_spec({
+        "model": "lenet300_100", "dataset": "digits", "train": {"epochs": 3, "lr": 0.002},
+        "method": {"kind": "channel", "importance": "l2"},
+        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 2, "finetune_epochs": 1},
+        "measure": {"latency": False}, "device": "cpu"})
+    _, full = run(spec, tmp_path, out="full")
+    assert full.steps[1]["size_compact_bytes"] < full.steps[0]["size_compact_bytes"] < full.baseline["size_dense_bytes"]
+    model = load_checkpoint_model(tmp_path / "full" / full.steps[0]["checkpoint"])
+    assert model.fc1.out_features < 300
+    (tmp_path / "resumed" / "checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "full" / "checkpoints" / "step_0.pt", tmp_path / "resumed" / "checkpoints" / "step_0.pt")
+    _, rest = run(spec, tmp_path, out="resumed", completed_steps=1)
+    assert [s["index"] for s in rest.steps] == [1]
+    for key in ("sparsity", "accuracy", "size_compact_bytes"):
+        assert rest.steps[0][key] == pytest.approx(full.steps[1][key], abs=1e-6), key

@@ -41,6 +41,10 @@ def test_reading_needs_a_token_unless_public(make_client, users):
     assert client.get("/api/jobs", headers=bearer("nope")).status_code == 401
     assert client.get("/api/jobs", headers=bearer(users["vic"])).status_code == 200
     assert client.get("/api/health").status_code == 200  # for load balancers
+    # EventSource / download links cannot set headers: ?access_token= works for reads only
+    assert client.get("/api/jobs", params={"access_token": users["vic"]}).status_code == 200
+    assert client.get("/api/jobs", params={"access_token": "bad"}).status_code == 401
+    assert client.post("/api/jobs", params={"access_token": users["uma"]}, json={}).status_code == 401
     public = make_client(auth="tokens", public_read=True)
     assert public.get("/api/jobs").status_code == 200
     assert public.get("/api/catalog").status_code == 200

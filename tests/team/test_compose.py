@@ -224,3 +224,10 @@ def test_dockerignore_keeps_what_the_images_copy():
             copied |= set(line.split()[:-1])
     assert copied >= {"pyproject.toml", "README.md", "backend", "worker", "frontend"}
     assert not copied & ignored
+
+
+def test_deployment_docs_name_only_real_settings():
+    client_side = {"PRUNELAB_SERVER", "PRUNELAB_TOKEN"}  # read by `prunelab submit/status`, not Settings
+    named = set(re.findall(r"\b(PRUNELAB_[A-Z_]*[A-Z])\b", (ROOT / "docs" / "deploy.md").read_text()))
+    assert "PRUNELAB_AUTH" in named
+    assert not named - SETTING_NAMES - client_side

@@ -93,22 +93,27 @@ def measure_latency(model: nn.Module, pruner: Pruner | None, input_shape: tuple[
     x = torch.randn(batch_size, *input_shape, device=device)
     dense = pruner.dense_reference(model) if pruner is not None else model
     dense_model = _eval_copy_on(dense, device)
-    dense_ms = sparse.time_ms(lambda: dense_model(x), device)
     layer_forms: dict[str, str] = {}
+    realised = None
     if isinstance(pruner, ChannelPruner):
-        compact = _eval_copy_on(model, device)
-        realised_ms, form = sparse.time_ms(lambda: compact(x), device), "compact"
+        realised, form = _eval_copy_on(model, device), "compact"
     elif isinstance(pruner, MaskPruner) and pruner.masks:
         block = pruner.block_shape()
         realised, layer_forms = sparse.realise(model, list(pruner.masks), batch_size, device,
                                                block if block != (1, 1) else None)
         form = sparse.model_form(layer_forms)
-        realised_ms = sparse.time_ms(lambda: realised(x), device) if form != "dense" else dense_ms
-        if realised_ms >= dense_ms:  # the per-layer winners did not add up to a faster model: stay dense
+        if form == "dense":
+            realised = None
+    if realised is None:
+        dense_ms = sparse.time_ms(lambda: dense_model(x), device)
+        form, realised_ms = "dense", dense_ms
+    else:
+        ms = sparse.interleaved_ms({"dense": lambda: dense_model(x), "realised": lambda: realised(x)}, device,
+                                   repeats=20, budget_s=4.0)
+        dense_ms, realised_ms = ms["dense"], ms["realised"]
+        if form != "compact" and realised_ms >= dense_ms:  # the layer winners did not add up: stay dense
             form, realised_ms = "dense", dense_ms
             layer_forms = {n: "dense" for n in layer_forms}
-    else:
-        form, realised_ms = "dense", dense_ms
     return {"device": device.type, "batch_size": batch_size, "dense_ms": round(dense_ms, 4),
             "realised_ms": round(realised_ms, 4), "speedup": round(dense_ms / realised_ms, 4) if realised_ms else None,
             "form": form, "layer_forms": layer_forms}

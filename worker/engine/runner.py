@@ -235,7 +235,7 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
     pruner = None
     if isinstance(sched, IterativeSchedule):
         model = baseline_model()
-        pruner = make_pruner(spec, model)
+        pruner = make_pruner(spec, model, splits.shape)
         if completed_steps > 0:
             ckpt = torch.load(_checkpoint(out_dir, completed_steps - 1), map_location=device, weights_only=False)
             if ckpt["model"] is not None:
@@ -252,7 +252,7 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
         overall, per_layer = targets[k]
         if isinstance(sched, OneShotSchedule):
             model = baseline_model()
-            pruner = make_pruner(spec, model)
+            pruner = make_pruner(spec, model, splits.shape)
         label = f"step {k + 1}/{len(targets)}"
         report = progress.part(step_units)
         done_units = [0.0]

@@ -99,6 +99,29 @@ def time_ms(fn: Callable[[], object], device: torch.device | str, repeats: int =
     return statistics.median(times)
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.device | str, repeats: int = 10,
+                   warmup: int = 2, budget_s: float = 5.0) -> dict[str, float]:
+    """Median ms of each fn, run in turn (a, b, c, a, b, c, ...) so that load on a shared machine
+    hits every candidate alike; warm-up rounds first, device synchronised; stops early past budget_s
+    (after at least 3 rounds)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                synchronize(device)
+                t0 = time.perf_counter()
+                fn()
+                synchronize(device)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+            if time.perf_counter() - started > budget_s and len(times[name]) >= 3:
+                break
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def bsr_blocks_for(shape: tuple[int, int], preferred: tuple[int, int] | None = None) -> list[tuple[int, int]]:
     """Square BSR block sizes that divide the weight: the pruner's block first (a rectangular r x c
     pruning block is exactly represented by g x g blocks, g = gcd(r, c)), then the standard ones."""
@@ -123,7 +146,8 @@ def choose_linear_form(linear: nn.Linear, batch_size: int, device: torch.device 
         options["csr"] = CSRLinear(linear)
         for block in bsr_blocks_for(tuple(weight.shape), preferred_block):
             options[f"bsr{block[0]}x{block[1]}"] = BSRLinear(linear, block)
-    timings = {name: time_ms(lambda m=module: m(x), device, repeats=7, budget_s=0.5) for name, module in options.items()}
+    timings = interleaved_ms({name: (lambda m=module: m(x)) for name, module in options.items()}, device,
+                             repeats=7, budget_s=1.0)
     best = min(timings, key=timings.get)
     return options[best], best, timings
 

@@ -3,16 +3,17 @@ import { track } from './api.js';
 
 let plotlyPromise = null;
 
-export function loadPlotly() {
+// quiet: a background prefetch that the loading indicator does not show.
+export function loadPlotly({ quiet = false } = {}) {
   if (window.Plotly) return Promise.resolve(window.Plotly);
-  plotlyPromise ??= track(new Promise((resolve, reject) => {
+  plotlyPromise ??= new Promise((resolve, reject) => {
     const script = document.createElement('script');
     script.src = '/static/vendor/plotly.min.js';
     script.onload = () => resolve(window.Plotly);
     script.onerror = () => { plotlyPromise = null; reject(new Error('could not load Plotly.js from the server')); };
     document.head.append(script);
-  }));
-  return plotlyPromise;
+  });
+  return quiet ? plotlyPromise : track(plotlyPromise);
 }
 
 export const FONT = { family: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', size: 12, color: '#1e293b' };

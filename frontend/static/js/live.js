@@ -12,13 +12,15 @@ export function liveState() { return state; }
 export function onLiveState(fn) { stateListeners.add(fn); fn(state); }
 export function subscribe(fn) { handlers.add(fn); return () => handlers.delete(fn); }
 
+let wasEverLive = false;
+
 function setState(next) {
   if (next === state) return;
-  const wasLive = state === 'live';
   state = next;
   stateListeners.forEach(fn => fn(state));
-  // Events may have been missed while the stream was down: pages refresh once.
-  if (next === 'live' && !wasLive) dispatch({ type: 'reconnect' });
+  // Back after a drop: events may have been missed meanwhile, so pages refresh once.
+  if (next === 'live' && wasEverLive) dispatch({ type: 'reconnect' });
+  if (next === 'live') wasEverLive = true;
 }
 
 function dispatch(event) {

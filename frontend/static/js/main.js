@@ -1,6 +1,7 @@
 // The router (hash routes: #/runs, #/run/12, #/compare?ids=1,2, #/new) and the top bar.
 import { api, askToken, getToken, onAuthChange, onLoading, setToken } from './api.js';
 import { onLiveState, startLive } from './live.js';
+import { loadPlotly } from './charts.js';
 import { parseHash } from './route.js';
 import { clear, clearBanner, errorBox, h } from './ui.js';
 import * as runsPage from './pages/runs.js';
@@ -79,5 +80,9 @@ function setupTopbar() {
 
 setupTopbar();
 window.addEventListener('hashchange', render);
-render();
+render().then(() => {
+  // Plotly.js is big (4.8 MB): fetch and parse it while the user reads the first page, so the next one is quick.
+  const idle = window.requestIdleCallback || (fn => setTimeout(fn, 300));
+  idle(() => loadPlotly({ quiet: true }).catch(() => {}));
+});
 startLive();

@@ -37,24 +37,47 @@ def view_2d(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.reshape(tensor.shape[0], -1)
 
 
+def kth_smallest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th smallest value (1-based) of a 1-D tensor. For big tensors a random sample brackets it
+    first, so the exact kthvalue runs only on the few values inside the bracket."""
+    n = flat.numel()
+    if n < 1 << 18:
+        return flat.kthvalue(k).values
+    generator = torch.Generator(device=flat.device).manual_seed(0)
+    sample = flat[torch.randint(0, n, (1 << 14,), device=flat.device, generator=generator)].sort().values
+    position = (k / n) * sample.numel()
+    margin = 4 * (sample.numel() ** 0.5) + 2  # far beyond the sampling error of a quantile
+    low = sample[max(0, int(position - margin))]
+    high = sample[min(sample.numel() - 1, int(position + margin))]
+    below = int((flat < low).sum())
+    inside = flat[(flat >= low) & (flat <= high)]
+    if below < k <= below + inside.numel():
+        return inside.kthvalue(k - below).values
+    return flat.kthvalue(k).values  # the bracket missed (heavy ties): exact on everything
+
+
 def lowest_mask(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.Tensor:
     """Flat bool mask (True = pruned) of exactly `count` entries: every dead one first, then the
     lowest-scoring alive ones. Ties at the cut are broken by position so the count is exact.
-    O(n): one kthvalue plus a few vectorised passes, no sort."""
+    O(n): a k-th value plus a few vectorised passes, no sort."""
     flat = scores.reshape(-1).to(torch.float32)
     dead = ~alive.reshape(-1)
     total = flat.numel()
-    count = max(int(count), int(dead.sum()))  # pruned entries never come back
+    n_dead = int(dead.sum())
+    count = max(int(count), n_dead)  # pruned entries never come back
     if count <= 0:
         return torch.zeros(total, dtype=torch.bool, device=flat.device)
     if count >= total:
         return torch.ones(total, dtype=torch.bool, device=flat.device)
-    flat = flat.masked_fill(dead, float("-inf"))
-    cut = flat.kthvalue(count).values
-    below = flat < cut
-    need = count - int(below.sum())
-    at_cut = flat == cut
-    return below | (at_cut & (at_cut.cumsum(0) <= need))
+    if n_dead:
+        flat = flat.masked_fill(dead, float("-inf"))
+    cut = kth_smallest(flat, count)
+    pruned = flat <= cut
+    extra = int(pruned.sum()) - count
+    if extra > 0:  # ties at the cut: keep the last `extra` of them
+        at_cut = flat == cut
+        pruned &= ~(at_cut & (at_cut.cumsum(0) > int(at_cut.sum()) - extra))
+    return pruned
 
 
 class Pruner:

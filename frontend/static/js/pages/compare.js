@@ -2,7 +2,7 @@
 // size), the Pareto front over all of them, and a table of key figures. Everything is in the URL, so a link
 // reopens the same comparison. The server downsamples long histories (/api/compare?points=...).
 import { api, ApiError } from '../api.js';
-import { axis, baseLayout, draw, purge } from '../charts.js';
+import { axis, baseLayout, draw, loadPlotly, purge } from '../charts.js';
 import { poller, subscribe } from '../live.js';
 import { replaceQuery } from '../route.js';
 import { loadSelection } from './runs.js';
@@ -40,6 +40,7 @@ function parseIds(text) {
 }
 
 export async function render(root, params, { signal }) {
+  loadPlotly().catch(() => {}); // in parallel with the data
   const query = new URLSearchParams(params);
   let ids = parseIds(query.get('ids'));
   let xKey = X_AXES[query.get('x')] ? query.get('x') : 'sparsity';
@@ -135,7 +136,7 @@ export async function render(root, params, { signal }) {
         name: manyRuns ? (METHOD_NAMES[kind] || kind) : `#${run.job.id} ${run.job.name}`,
         legendgroup: manyRuns ? kind : undefined, showlegend: manyRuns ? firstOfMethod : true,
         x: pts.map(p => p.x), y: pts.map(p => p.y),
-        line: { color: style.color, dash: style.dash, width: manyRuns ? 1.2 : 2 },
+        line: { color: style.color, dash: manyRuns ? 'solid' : style.dash, width: manyRuns ? 1.2 : 2 },
         marker: { color: style.color, symbol: style.symbol, size: manyRuns ? 5 : 7 },
         opacity: manyRuns ? 0.75 : 1,
         text: pts.map(p => `#${run.job.id} ${run.job.name} (${METHOD_NAMES[kind] || kind})<br>${p.step === null ? 'dense baseline' : `step ${p.step + 1}`}`

@@ -2,7 +2,7 @@
 // step, per-layer sparsity, dense vs realised size / FLOPs / latency, and the block-mask heatmap of any
 // pruned layer with a slider over the steps. Cancel, retry, delete, clone, downloads.
 import { api, ApiError, download } from '../api.js';
-import { axis, baseLayout, draw, purge } from '../charts.js';
+import { axis, baseLayout, draw, loadPlotly, purge } from '../charts.js';
 import { poller, subscribe } from '../live.js';
 import { loadSelection } from './runs.js';
 import {
@@ -13,6 +13,7 @@ import {
 const ACTIVE = new Set(['queued', 'running']);
 
 export async function render(root, { id }, { signal }) {
+  loadPlotly().catch(() => {}); // in parallel with the data
   let job;
   try {
     job = await api(`/api/jobs/${id}`, { signal });
@@ -83,6 +84,7 @@ export async function render(root, { id }, { signal }) {
 
   function showActionError(err) {
     header.querySelector('.action-error')?.remove();
+    if (err.status === 401 || err.status === 403) return; // the page banner says it already
     header.append(h('div', { class: 'error-box action-error' }, err.message));
   }
 
