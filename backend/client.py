@@ -18,7 +18,15 @@ UNREACHABLE_GRACE_S = 60.0
 
 
 class ClientError(Exception):
-    """One line for the user."""
+    """One line for the user; `status` is the HTTP status when the server answered with an error."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Unreachable(ClientError):
+    """No answer from the server (down, restarting, wrong address)."""
 
 
 def job_page_url(server: str, job_id: int) -> str:
@@ -58,10 +66,13 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as err:
-            raise ClientError(f"cannot reach {self.server}: {err.__class__.__name__}: {err}") from None
+            raise Unreachable(f"cannot reach {self.server}: {err.__class__.__name__}: {err}") from None
         if response.status_code >= 400:
-            raise ClientError(describe_http_error(response))
-        return response.json()
+            raise ClientError(describe_http_error(response), response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            raise ClientError(f"{self.server}{path} did not answer JSON: is this a PruneLab server?") from None
 
     def close(self) -> None:
         self.http.close()
@@ -92,6 +103,7 @@ class JobEnded(ClientError):
 
 def submit(spec_path: Path, server: str, token: str | None, wait: bool, interval_s: float = 1.0) -> int:
     client = Client(server, token)
+    job = None
     try:
         spec = load_spec(spec_path)
         job = client.request("POST", "/api/jobs", json=spec)
@@ -99,6 +111,10 @@ def submit(spec_path: Path, server: str, token: str | None, wait: bool, interval
         if not wait:
             return 0
         return follow(client, job, interval_s)
+    except KeyboardInterrupt:
+        if job is not None:
+            print(f"stopped waiting; the job goes on (`prunelab status {job['id']}`)", file=sys.stderr)
+        return 130
     except ClientError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1 if isinstance(err, JobEnded) else 2
@@ -125,14 +141,14 @@ def follow(client: Client, job: dict[str, Any], interval_s: float = 1.0) -> int:
             try:
                 job = client.request("GET", f"/api/jobs/{job_id}")
                 unreachable_since = None
-            except ClientError as err:
-                if "HTTP 404" in str(err):
-                    raise JobEnded(f"job {job_id} is gone (deleted while we waited)") from None
-                if not str(err).startswith("cannot reach"):
-                    raise
+            except Unreachable:
                 unreachable_since = unreachable_since or time.monotonic()
                 if time.monotonic() - unreachable_since > UNREACHABLE_GRACE_S:
                     raise
+            except ClientError as err:
+                if err.status == 404:
+                    raise JobEnded(f"job {job_id} is gone (deleted while we waited)") from None
+                raise
     if job["status"] != "succeeded":
         reason = job.get("error") or job.get("message") or ""
         raise JobEnded(f"job {job_id} {job['status']}" + (f": {reason.strip().splitlines()[-1]}" if reason else ""))

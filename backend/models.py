@@ -27,8 +27,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
 
 
+# sqlite_autoincrement: ids are never reused after a delete (a deleted job's leftover queue message or
+# cached heatmap must not hit a new job that got the same id). Postgres sequences never reuse anyway.
+NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -40,6 +46,7 @@ class User(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -53,6 +60,7 @@ class ApiToken(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -100,7 +108,7 @@ class JobTag(Base):
 
 class Step(Base):
     __tablename__ = "steps"
-    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_steps_job_index"),)
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_steps_job_index"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -112,7 +120,7 @@ class Step(Base):
 
 class LayerMask(Base):
     __tablename__ = "layer_masks"
-    __table_args__ = (Index("ix_layer_masks_step_layer", "step_id", "layer"),)
+    __table_args__ = (Index("ix_layer_masks_step_layer", "step_id", "layer"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"))

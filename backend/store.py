@@ -186,6 +186,11 @@ def get_job_row(session: Session, job_id: int):
     return session.execute(_JOB_ROWS.where(Job.id == job_id, Job.deleted_at.is_(None))).first()
 
 
+def jobs_version(session: Session) -> tuple:
+    """Changes whenever a job is added, changed or deleted: (row count, newest updated_at)."""
+    return tuple(session.execute(select(func.count(), func.max(Job.updated_at)).select_from(Job)).one())
+
+
 def count_active_jobs(session: Session, owner_id: int) -> int:
     return int(session.scalar(select(func.count()).select_from(Job).where(
         Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None))) or 0)

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from conftest import CHROMIUM_ARGS, VIEWPORT, start_server, stop_server  # noqa: E402
+from prunelab_server import CHROMIUM_ARGS, VIEWPORT, start_server, stop_server  # noqa: E402
 from seed_runs import insert_runs  # noqa: E402
 
 

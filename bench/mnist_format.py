@@ -1,6 +1,6 @@
 """Synthetic MNIST-sized data written as the real MNIST idx files (what torchvision.datasets.MNIST reads).
 
-Each class is a fixed random 28x28 stroke pattern plus noise and a random shift, so a model learns it
+Each class is a fixed random 28x28 pattern, blended with a distractor, shifted, plus noise, so a model learns it
 (accuracy is a sanity check, not a benchmark). Used by bench_training.py and bench_iterative.py.
 """
 import struct
@@ -17,13 +17,14 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def make_images(n: int, rng: np.random.Generator, prototypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = prototypes[labels].astype(np.int16)
+    # the class pattern at 60 %, a distractor (another class's pattern) at 40 %
+    images = (prototypes[labels] * 0.6 + prototypes[rng.integers(0, 10, n)] * 0.4).astype(np.int16)
     shifts = rng.integers(-2, 3, (n, 2))
     for dy in range(-2, 3):  # vectorised random shift: group the images by their shift
         for dx in range(-2, 3):
             sel = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
             images[sel] = np.roll(images[sel], (dy, dx), axis=(1, 2))
-    images += rng.integers(0, 80, images.shape, dtype=np.int16)
+    images += rng.integers(0, 140, images.shape, dtype=np.int16)
     return np.clip(images, 0, 255).astype(np.uint8), labels
 
 

@@ -6,6 +6,7 @@ from typing import Any, Callable
 from fastapi import FastAPI
 
 from backend.api import events, jobs, views
+from backend.api.cache import LIST_TTL_S, LRU
 from backend.api.limits import BodySizeLimit
 from backend.db import get_sessionmaker
 from backend.settings import Settings, get_settings
@@ -21,6 +22,8 @@ def create_app(settings: Settings | None = None,
     app.state.settings = settings
     app.state.sessions = get_sessionmaker(settings.database_url)
     app.state.enqueue = enqueue or jobs._enqueue_with_celery
+    app.state.list_cache = LRU(256, ttl_s=LIST_TTL_S)
+    app.state.mask_cache = LRU(32)  # a 256 x 256 heatmap body is ~0.4 MB
     app.include_router(jobs.router)
     app.include_router(views.router)
     app.include_router(events.router)

@@ -2,7 +2,6 @@
 last poll, step rows newer than the last seen id) and sends `job` events (the Job JSON) and `step` events
 ({job_id, index}). Works the same whether the worker runs here or on another machine."""
 import asyncio
-import json
 import time
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from backend import store
 from backend.api.deps import MAX_ID
 from backend.auth import Reader
+from backend.db import json_dumps
 from backend.models import Job
 
 router = APIRouter(prefix="/api", tags=["events"])
@@ -24,7 +24,7 @@ LOOKBACK = timedelta(seconds=2)
 
 
 def _sse(event: str, data) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+    return f"event: {event}\ndata: {json_dumps(data)}\n\n"
 
 
 class _Poller:

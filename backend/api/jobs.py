@@ -1,7 +1,6 @@
 """/api/jobs: submit, list, inspect, cancel, retry, delete, steps, masks, exports, checkpoints."""
 import csv
 import io
-import json
 import logging
 from pathlib import Path as FsPath
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from backend import store
 from backend.api.deps import DB, AppSettings, FastJSONResponse, JobId, check_text, invalid, job_or_404
 from backend.auth import Reader, Writer, check_can_modify
+from backend.db import json_dumps, orjson
 from backend.models import JOB_STATUSES, LayerMask, Step
 from worker.masks import MAX_CELLS, decode_density, decode_grid
 from worker.spec import SpecError, parse_spec
@@ -71,7 +71,7 @@ def submit_job(request: Request, session: DB, user: Writer,
 
 
 @router.get("", summary="List jobs (filters, sort, paging); never reads step history")
-def list_jobs(session: DB, user: Reader,
+def list_jobs(request: Request, session: DB, user: Reader,
               status: str | None = Query(None, description=f"one or more of {', '.join(JOB_STATUSES)}, comma separated"),
               model: str | None = None, dataset: str | None = None, method: str | None = None,
               schedule: str | None = None, tag: str | None = None,
@@ -84,12 +84,17 @@ def list_jobs(session: DB, user: Reader,
     for name, value in filters.items():
         check_text("query", name, value)
     check_text("query", "sort", sort)
-    try:
-        jobs, total = store.list_jobs(session, **filters, sort=sort, limit=limit, offset=offset)
-    except store.StoreError as err:
-        raise invalid(("query", err.field), err.message) from None
-    return FastJSONResponse({"items": [store.job_to_dict(j) for j in jobs], "total": total,
-                         "limit": limit, "offset": offset})
+    key = (tuple(filters.values()), sort, limit, offset, store.jobs_version(session))
+    body = request.app.state.list_cache.get(key)
+    if body is None:
+        try:
+            jobs, total = store.list_jobs(session, **filters, sort=sort, limit=limit, offset=offset)
+        except store.StoreError as err:
+            raise invalid(("query", err.field), err.message) from None
+        body = json_dumps({"items": [store.job_to_dict(j) for j in jobs], "total": total,
+                           "limit": limit, "offset": offset}).encode()
+        request.app.state.list_cache.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}", summary="One job")
@@ -163,7 +168,7 @@ def _per_cell(total: int, cells: int) -> float | int:
 
 
 @router.get("/{job_id}/layers/{layer}/mask", summary="Heatmap of a layer's mask (at most 256 x 256 cells)")
-def layer_mask(job_id: JobId, layer: str, session: DB, user: Reader,
+def layer_mask(job_id: JobId, layer: str, request: Request, session: DB, user: Reader,
                step: int | None = Query(None, ge=0, le=10**9, description="step index; default the latest")
                ) -> FastJSONResponse:
     check_text("path", "layer", layer)
@@ -177,35 +182,29 @@ def layer_mask(job_id: JobId, layer: str, session: DB, user: Reader,
         names = [entry.get("name") for entry in latest.metrics.get("layers", [])]
         raise HTTPException(404, f"no mask for layer {layer!r} at step {latest.index}; layers: {', '.join(map(str, names))}")
     index, mask = found
+    cached = request.app.state.mask_cache.get(mask.id)
+    if cached is not None:
+        return Response(cached, media_type="application/json")
     grid_shape = mask.grid_shape
     if grid_shape and len(grid_shape) == 2 and max(grid_shape) <= MAX_CELLS:
         blob = session.scalar(select(LayerMask.grid).where(LayerMask.id == mask.id))
-        levels = decode_grid(blob).astype(np.uint8)
-        table, kind = _BIT_TEXT, "blocks"
+        values, kind = decode_grid(blob).astype(np.uint8), "blocks"
         shape = list(grid_shape)
         rows, cols = _cells_2d(mask.weight_shape, (shape[0], shape[1]))
         cell = list(mask.block_shape) if mask.block_shape else [_per_cell(rows, shape[0]), _per_cell(cols, shape[1])]
     elif mask.density is not None:
-        levels = np.rint(decode_density(mask.density) * 255).astype(np.uint8)
-        table, kind = _LEVEL_TEXT, "density"
-        shape = list(levels.shape)
+        values, kind = np.round(decode_density(mask.density), 3), "density"
+        shape = list(values.shape)
         rows, cols = _cells_2d(mask.weight_shape, (shape[0], shape[1]))
         cell = [_per_cell(rows, shape[0]), _per_cell(cols, shape[1])]
     else:
         raise HTTPException(404, f"layer {layer!r} of job {job_id} has no stored mask at step {index}")
-    head = json.dumps({"layer": layer, "step": index, "kind": kind, "shape": shape, "cell": cell,
-                       "weight_shape": mask.weight_shape, "sparsity": mask.sparsity})
-    return Response(head[:-1] + ', "values": ' + _matrix_json(levels, table) + "}", media_type="application/json")
-
-
-# A 256 x 256 heatmap is 65536 numbers; json.dumps of floats takes ~20 ms for that. The values have at most
-# 256 distinct levels (the density grid is stored as uint8), so each cell's text is looked up instead.
-_LEVEL_TEXT = np.array([repr(round(i / 255, 3)) for i in range(256)], dtype=object)
-_BIT_TEXT = np.array(["0", "1"], dtype=object)
-
-
-def _matrix_json(levels: np.ndarray, table: np.ndarray) -> str:
-    return "[" + ",".join("[" + ",".join(row) + "]" for row in table[levels].tolist()) + "]"
+    # values stays a numpy array: orjson writes 65536 cells in ~1 ms (json.dumps of lists: ~20 ms).
+    body = json_dumps({"layer": layer, "step": index, "kind": kind, "shape": shape, "cell": cell,
+                       "weight_shape": mask.weight_shape, "sparsity": mask.sparsity,
+                       "values": values if orjson is not None else values.tolist()}).encode()
+    request.app.state.mask_cache.put(mask.id, body)  # a stored mask never changes
+    return Response(body, media_type="application/json")
 
 
 CSV_COLUMNS = ["index", "target_sparsity", "sparsity", "accuracy", "accuracy_before_finetune", "accuracy_drop",
@@ -253,7 +252,7 @@ def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
             layers.append(entry)
         out_steps.append({**s.metrics, "index": s.index, "layers": layers})
     body = {"job": store.job_to_dict(job), "baseline": job.baseline, "steps": out_steps}
-    return Response(json.dumps(body), media_type="application/json",
+    return Response(json_dumps(body), media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.json"'})
 
 

@@ -7,6 +7,8 @@ draw for a real run.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from backend import store
@@ -35,8 +37,12 @@ def _block_shape(method: str, spec: dict, shape: tuple[int, int]) -> tuple[int, 
     return 1, 1
 
 
-def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, baseline: float) -> list[dict]:
-    """Engine-shaped step dicts with nested keep grids: step k keeps (1 - rate)^(k+1) of each layer."""
+@lru_cache(maxsize=None)
+def _masks(method: str, block_size: int, steps: int, variant: int) -> tuple:
+    """Per step: (layer dicts, nonzero weights, weights) of nested block masks. Cached: runs of the same
+    method and block size share a few mask sequences, so storing 100 runs stays quick."""
+    rng = np.random.default_rng(variant)
+    spec = {"method": {"block_size": block_size}}
     scores = {}
     for name, shape in LAYERS.items():
         bs = _block_shape(method, spec, shape)
@@ -46,15 +52,13 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
         cols = np.linspace(0, 3, grid_shape[1])[None, :]
         scores[name] = (np.sin(rows) * np.cos(cols) + rng.normal(0, 0.6, grid_shape), bs)
     out = []
-    params_total = sum(r * c for r, c in LAYERS.values()) + 300 + 100 + 10
     for k in range(steps):
         target = 1 - 0.8 ** (k + 1)
         layers, nonzero_sum, weights_sum = [], 0, 0
         for name, shape in LAYERS.items():
             score, bs = scores[name]
             layer_target = target if name != "fc3" else 1 - 0.9 ** (k + 1)
-            cut = np.quantile(score, layer_target)
-            keep_blocks = score > cut
+            keep_blocks = score > np.quantile(score, layer_target)
             keep = np.kron(keep_blocks, np.ones(bs, dtype=bool))[: shape[0], : shape[1]]
             nonzero = int(keep.sum())
             nonzero_sum += nonzero
@@ -63,6 +67,16 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
                            "sparsity": 1 - nonzero / keep.size, "target_sparsity": layer_target,
                            "mask": {"block_shape": list(bs), "grid": encode_grid(keep_blocks)},
                            "density": encode_density(density_grid(keep))})
+        out.append((target, layers, nonzero_sum, weights_sum))
+    return tuple(out)
+
+
+def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, baseline: float) -> list[dict]:
+    """Engine-shaped step dicts with nested keep grids: step k keeps (1 - rate)^(k+1) of each layer."""
+    out = []
+    params_total = sum(r * c for r, c in LAYERS.values()) + 300 + 100 + 10
+    variant = int(rng.integers(0, 3))
+    for k, (target, layers, nonzero_sum, weights_sum) in enumerate(_masks(method, spec["method"].get("block_size", 1), steps, variant)):
         sparsity = 1 - nonzero_sum / weights_sum
         drop_after = max(0.0, max(0.0, sparsity - 0.6) ** 2 * 0.6 + rng.normal(0, 0.003))
         accuracy = baseline - drop_after
@@ -78,7 +92,7 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
             "size_compact_bytes": params_total * 4, "flops_dense": 2 * weights_sum, "flops_effective": 2 * nonzero_sum,
             "latency": {"device": "cpu", "batch_size": 64, "dense_ms": dense_ms, "realised_ms": realised_ms,
                         "speedup": dense_ms / realised_ms, "form": {"block": "bsr", "magnitude": "csr", "channel": "compact"}[method]},
-            "seconds": 0.5, "checkpoint": f"checkpoints/step_{k}.pt", "layers": layers,
+            "seconds": 0.5, "checkpoint": f"checkpoints/step_{k}.pt", "layers": [dict(layer) for layer in layers],
         })
     return out
 
@@ -87,22 +101,23 @@ def insert_runs(database_url: str, count: int, steps: int = 8, seed: int = 0) ->
     """Store `count` finished runs (a few failed or cancelled) and return their ids."""
     rng = np.random.default_rng(seed)
     ids = []
-    for i in range(count):
-        method = METHODS[i % len(METHODS)]
-        spec = _spec(i, method, steps)
-        baseline = 0.975 - rng.uniform(0, 0.02)
-        step_dicts = make_steps(method, spec, steps, rng, baseline)
-        status = "failed" if i % 17 == 5 else "cancelled" if i % 23 == 7 else "succeeded"
-        if status != "succeeded":
-            step_dicts = step_dicts[: steps // 2]
-        with session_scope(database_url) as session:
+    with session_scope(database_url) as session:  # one transaction: 100 runs store in seconds
+        for i in range(count):
+            method = METHODS[i % len(METHODS)]
+            spec = _spec(i, method, steps)
+            baseline = 0.975 - rng.uniform(0, 0.02)
+            step_dicts = make_steps(method, spec, steps, rng, baseline)
+            status = "failed" if i % 17 == 5 else "cancelled" if i % 23 == 7 else "succeeded"
+            if status != "succeeded":
+                step_dicts = step_dicts[: steps // 2]
+            first = step_dicts[0]
             job = store.create_job(session, parse_spec(spec))
             store.set_status(session, job.id, "running")
             store.set_baseline(session, job.id, {
-                "accuracy": baseline, "loss": 0.1, "val_accuracy": baseline, "params_total": step_dicts[0]["params_total"],
-                "params_nonzero": step_dicts[0]["params_total"], "size_dense_bytes": step_dicts[0]["size_dense_bytes"],
-                "flops": step_dicts[0]["flops_dense"], "latency": {**step_dicts[0]["latency"], "realised_ms": step_dicts[0]["latency"]["dense_ms"], "speedup": 1.0, "form": "dense"},
-                "train_seconds": 1.0, "cached": i > 0, "device": "cpu"})
+                "accuracy": baseline, "loss": 0.1, "val_accuracy": baseline, "params_total": first["params_total"],
+                "params_nonzero": first["params_total"], "size_dense_bytes": first["size_dense_bytes"],
+                "flops": first["flops_dense"], "train_seconds": 1.0, "cached": i > 0, "device": "cpu",
+                "latency": {**first["latency"], "realised_ms": first["latency"]["dense_ms"], "speedup": 1.0, "form": "dense"}})
             for step in step_dicts:
                 store.add_step(session, job.id, step)
             store.set_progress(session, job.id, len(step_dicts) / steps)

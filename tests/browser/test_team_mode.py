@@ -4,7 +4,7 @@ import pytest
 
 from backend import store
 from backend.db import session_scope
-from conftest import VIEWPORT, start_server, stop_server
+from prunelab_server import VIEWPORT, start_server, stop_server
 
 SPEC = {"name": "alice-run", "model": "lenet300_100", "dataset": "digits", "method": {"kind": "block", "block_size": 2},
         "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 2}, "tags": ["team"]}

@@ -1,5 +1,9 @@
-"""Crash safety: kill -9 a real Celery worker in the middle of an iterative job; after Redis's visibility
-timeout a new worker gets the task again and the job completes with every step stored exactly once."""
+"""Crash safety: kill -9 a real Celery worker in the middle of an iterative job, start a new one: the job
+completes with every step stored exactly once, resuming after its last stored step.
+
+Redis (team mode) hands the unacknowledged task out again after the visibility timeout. The embedded SQLite
+broker loses a killed worker's task; `prunelab serve` re-enqueues unfinished jobs from the database when it
+starts its worker (backend.serve.requeue_unfinished), which the second case does the same way."""
 import os
 import signal
 import time
@@ -11,7 +15,7 @@ from sqlalchemy import select
 from backend import store
 from backend.db import session_scope, upgrade
 from backend.models import Step
-from backend.serve import start_worker_process, stop_worker_process
+from backend.serve import requeue_unfinished, start_worker_process, stop_worker_process
 from backend.settings import Settings
 from worker.celery_app import enqueue_job
 from worker.spec import parse_spec
@@ -25,10 +29,13 @@ SPEC = {"name": "crash", "model": "lenet300_100", "dataset": "digits", "device":
         "measure": {"latency": False}}
 
 
-@pytest.fixture
-def settings(tmp_path, redis_url) -> Settings:
-    broker = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
+@pytest.fixture(params=["redis", "sqlite"])
+def settings(request, tmp_path) -> Settings:
+    if request.param == "redis":
+        broker = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + f"/{REDIS_DB}"
+        redis.Redis.from_url(broker).flushdb()
+    else:
+        broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
     s = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}", broker_url=broker,
                  visibility_timeout_s=VISIBILITY_TIMEOUT_S)
     upgrade(s.database_url)
@@ -60,6 +67,8 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
     status, stored_at_kill, _ = job_state(settings, job_id)
     assert status == "running" and 1 <= stored_at_kill < ROUNDS, (status, stored_at_kill)
 
+    if settings.broker_url.startswith("sqla+"):
+        assert requeue_unfinished(settings) == 1  # what `prunelab serve` does before starting its worker
     second_log_path = tmp_path / "worker2.log"
     with second_log_path.open("w") as second_log:
         second = start_worker_process(settings, ["default"], env_extra={"OMP_NUM_THREADS": "1"},

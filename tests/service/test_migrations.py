@@ -1,7 +1,6 @@
 """Alembic migrations create exactly the ORM schema on an empty SQLite file and an empty Postgres schema."""
 import uuid
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory

@@ -127,3 +127,11 @@ def test_delete_cascades_and_removes_artifacts(db_url, step_factory, tmp_path):
         assert len(s.scalars(select(LayerMask)).all()) == 1  # only the other job's
         assert store.list_jobs(s, tag="a")[1] == 1
     assert not store.job_artifact_dir(tmp_path, job_id).exists() and store.job_artifact_dir(tmp_path, keep_id).exists()
+
+
+def test_ids_are_not_reused_after_delete(db_url, tmp_path):
+    first = new_job(db_url)
+    newest = new_job(db_url)
+    with session_scope(db_url) as s:
+        store.delete_job(s, store.get_job(s, newest), tmp_path)
+    assert new_job(db_url) > newest > first  # a leftover queue message for `newest` cannot run a new job

@@ -3,6 +3,7 @@
 on the same HOME. `submit --wait` runs a small digits job to the end."""
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -147,12 +148,30 @@ def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file):
     assert stderr.strip().splitlines()[-1].startswith(f"error: job {job_id} cancelled")
 
 
+def test_ctrl_c_stops_waiting_but_not_the_job(server, spec_file):
+    waiting = subprocess.Popen([*PRUNELAB, "submit", str(spec_file(dict(SLOW_SPEC, name="left-alone"))),
+                                "--server", server.url, "--token", server.token, "--wait"],
+                               env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job_id = waiting.stdout.readline().strip().rsplit("/", 1)[1]
+    time.sleep(1.5)  # inside the waiting loop
+    waiting.send_signal(signal.SIGINT)
+    _, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == 130, stderr
+    assert f"the job goes on (`prunelab status {job_id}`)" in stderr
+    assert server.http.get(f"/api/jobs/{job_id}").json()["status"] in ("queued", "running")
+    assert server.http.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+
+
 def test_errors_are_one_clear_line(server, spec_file, tmp_path):
     before = job_count(server)
 
-    def error_of(*args: str) -> str:
-        result = prunelab(*args, env=server.env())
-        assert result.returncode == 2 and result.stdout == "", (result.stdout, result.stderr)
+    def error_of(*args: str) -> str:  # in-process (a subprocess each costs seconds on a busy machine)
+        from typer.testing import CliRunner
+
+        from backend.cli import app
+
+        result = CliRunner(env={k: None for k in os.environ if k.startswith("PRUNELAB_")}).invoke(app, list(args))
+        assert result.exit_code == 2 and result.stdout == "", (result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         return lines[0]

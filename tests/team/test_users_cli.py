@@ -26,12 +26,16 @@ def prunelab(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def in_process(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return in_process_with(home, {}, *args)
+
+
+def in_process_with(home: Path, settings: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     from typer.testing import CliRunner
 
     from backend.cli import app
     from backend.settings import get_settings
 
-    env = {k: None for k in os.environ if k.startswith("PRUNELAB_")} | {"PRUNELAB_HOME": str(home)}
+    env = {k: None for k in os.environ if k.startswith("PRUNELAB_")} | {"PRUNELAB_HOME": str(home), **settings}
     get_settings.cache_clear()
     try:
         result = CliRunner(env=env).invoke(app, list(args))
@@ -101,3 +105,33 @@ def test_token_revoke_by_token_id_prefix_and_user(home):
     assert token_rows(home)[-1][5] is not None
     unknown = in_process(home, "token", "add", "nobody")
     assert unknown.returncode == 2 and "no user named 'nobody'" in unknown.stderr
+
+
+def test_user_commands_on_postgres(postgres_url, tmp_path):
+    """The team deployment's database: `user add` migrates a fresh schema and stores the hash there."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from backend.db import dispose_engines
+
+    schema = f"pl_team_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+    try:
+        added = in_process_with(tmp_path, {"PRUNELAB_DATABASE_URL": url}, "user", "add", "pat", "--admin")
+        assert added.returncode == 0, added.stderr
+        token = added.stdout.strip()
+        listed = in_process_with(tmp_path, {"PRUNELAB_DATABASE_URL": url}, "user", "list")
+        assert "pat" in listed.stdout and "admin" in listed.stdout
+        with admin.connect() as conn:
+            stored = conn.execute(text(f"SELECT token_hash FROM {schema}.api_tokens")).scalars().all()
+        assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+        assert not (tmp_path / "prunelab.sqlite").exists()  # nothing went to the embedded default
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

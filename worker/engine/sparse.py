@@ -143,9 +143,17 @@ def choose_linear_form(linear: nn.Linear, batch_size: int, device: torch.device 
     options: dict[str, nn.Module] = {"dense": linear}
     density = float(torch.count_nonzero(weight)) / weight.numel()
     if density <= MAX_SPARSE_DENSITY:
-        options["csr"] = CSRLinear(linear)
+        candidates = {"csr": lambda: CSRLinear(linear)}
         for block in bsr_blocks_for(tuple(weight.shape), preferred_block):
-            options[f"bsr{block[0]}x{block[1]}"] = BSRLinear(linear, block)
+            candidates[f"bsr{block[0]}x{block[1]}"] = lambda block=block: BSRLinear(linear, block)
+        for name, make in candidates.items():
+            try:  # a device without a kernel for a layout (or a block shape) just loses that candidate
+                module = make()
+                with torch.inference_mode():
+                    module(x[:1])
+            except (RuntimeError, NotImplementedError, ValueError):
+                continue
+            options[name] = module
     timings = interleaved_ms({name: (lambda m=module: m(x)) for name, module in options.items()}, device,
                              repeats=7, budget_s=1.0)
     best = min(timings, key=timings.get)

@@ -13,6 +13,7 @@ branch_labels = None
 depends_on = None
 
 TS = sa.DateTime(timezone=True)
+NO_ID_REUSE = {"sqlite_autoincrement": True}  # ids never reused after a delete (see backend/models.py)
 
 
 def upgrade() -> None:
@@ -23,6 +24,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(10), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.UniqueConstraint("name", name="uq_users_name"),
+        **NO_ID_REUSE,
     )
     op.create_table(
         "api_tokens",
@@ -33,6 +35,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("revoked_at", TS, nullable=True),
         sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+        **NO_ID_REUSE,
     )
     op.create_index("ix_api_tokens_user_id", "api_tokens", ["user_id"])
 
@@ -67,6 +70,7 @@ def upgrade() -> None:
         sa.Column("baseline_accuracy", sa.Float(), nullable=True),
         sa.Column("last_speedup", sa.Float(), nullable=True),
         sa.Column("deleted_at", TS, nullable=True),
+        **NO_ID_REUSE,
     )
     for column in ("model", "dataset", "method", "schedule", "status", "owner_id", "created_at", "updated_at",
                    "last_sparsity", "best_accuracy", "deleted_at"):
@@ -87,6 +91,7 @@ def upgrade() -> None:
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.UniqueConstraint("job_id", "index", name="uq_steps_job_index"),
+        **NO_ID_REUSE,
     )
 
     op.create_table(
@@ -100,6 +105,7 @@ def upgrade() -> None:
         sa.Column("block_shape", sa.JSON(), nullable=True),
         sa.Column("weight_shape", sa.JSON(), nullable=True),
         sa.Column("sparsity", sa.Float(), nullable=True),
+        **NO_ID_REUSE,
     )
     op.create_index("ix_layer_masks_step_layer", "layer_masks", ["step_id", "layer"])
 

@@ -79,7 +79,7 @@ export async function startLive() {
 }
 
 // Poll `refresh` (async, returns true while something it shows is queued or running) whenever the event
-// stream is not live. Never overlapping; 2 s while jobs run, doubling up to 30 s when nothing runs.
+// stream is down. Never overlapping; 2 s while jobs run, doubling up to 30 s when nothing runs.
 export function poller(refresh, { fast = 2000, slow = 30_000 } = {}) {
   let delay = fast;
   let timer = null;
@@ -87,13 +87,13 @@ export function poller(refresh, { fast = 2000, slow = 30_000 } = {}) {
   async function tick() {
     timer = null;
     if (stopped) return;
-    if (state !== 'live') {
+    if (state === 'polling') { // the stream is down (or turned off); while it connects, wait
       let active = true;
       try { active = await refresh(); } catch { active = false; }
       delay = active ? fast : Math.min(delay * 2, slow);
       if (document.hidden) delay = Math.max(delay, slow);
     } else {
-      delay = fast; // live: nothing to poll; look again later in case the stream drops
+      delay = fast; // live or connecting: nothing to poll; look again later in case the stream drops
     }
     if (!stopped) timer = setTimeout(tick, delay);
   }

@@ -35,6 +35,7 @@ async function render() {
     root.append(h('section', { class: 'panel' }, h('h1', {}, 'Not found'), h('p', {}, `No page at #${path}. `, h('a', { href: '#/runs' }, 'Back to the runs'))));
     return;
   }
+  document.title = `${{ runs: 'Runs', new: 'New run', compare: 'Compare' }[route.nav]} · PruneLab`;
   const params = Object.fromEntries(query);
   if (route.param) params[route.param] = Number(path.match(route.pattern)[1]);
   const controller = new AbortController();

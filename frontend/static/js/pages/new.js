@@ -78,7 +78,7 @@ function paramField(path, p, value, extraHint = '') {
     input = h('input', { ...common, type: 'text', value: formatValue(p, value), placeholder, spellcheck: false });
   }
   const hint = [p.help, rangeText(p), extraHint].filter(Boolean).join(' · ');
-  const wide = ['map', 'list', 'strlist', 'str'].includes(p.type);
+  const wide = ['map', 'list'].includes(p.type);
   return h('div', { class: `field${wide ? ' wide' : ''}${p.type === 'bool' && p.default !== null ? ' check' : ''}`, 'data-field': path },
     h('label', { for: id }, label(p.name)),
     input,
@@ -130,6 +130,7 @@ export async function render(root, params, { signal }) {
     };
   }
 
+  let chosenPreset = params.preset || '';
   let spec = source ? complete(source.spec) : params.preset ? complete(presets.find(p => p.name === params.preset)?.spec || {}) : defaultSpec();
 
   const form = h('form', { id: 'new-run-form', class: 'new-run', novalidate: true });
@@ -155,9 +156,10 @@ export async function render(root, params, { signal }) {
   function drawExperiment() {
     const presetSelect = h('select', { id: 'f-preset', onchange: () => {
       const preset = presets.find(p => p.name === presetSelect.value);
-      if (preset) { spec = complete(structuredClone(preset.spec)); drawAll(); }
+      chosenPreset = preset ? preset.name : '';
+      if (preset) { spec = complete(structuredClone(preset.spec)); clearErrors(); drawAll(); }
     } }, h('option', { value: '' }, presets.length ? '— choose a preset —' : 'no presets'),
-    presets.map(p => h('option', { value: p.name }, p.label || p.name)));
+    presets.map(p => h('option', { value: p.name, selected: p.name === chosenPreset }, p.label || p.name)));
     const modelParam = { name: 'model', type: 'enum', choices: catalog.models.map(m => m.name), default: null };
     const datasetParam = { name: 'dataset', type: 'enum', choices: catalog.datasets.map(d => d.name), default: null };
     const dataset = catalog.datasets.find(d => d.name === spec.dataset);
@@ -166,21 +168,11 @@ export async function render(root, params, { signal }) {
         h('div', { class: 'hint' }, 'Seed experiments sized for the built-in digits data: curves within a minute on a laptop.')),
       paramField('name', { name: 'name', type: 'str', default: 'experiment', help: '' }, spec.name),
       paramField('tags', { name: 'tags', type: 'strlist', default: [], help: 'to filter and group runs' }, spec.tags),
-      labelledSelect(paramField('model', modelParam, spec.model, models[spec.model]?.label), catalog.models.map(m => [m.name, m.label])),
-      labelledSelect(paramField('dataset', datasetParam, spec.dataset,
-        dataset ? (dataset.builtin ? 'built in, no download' : 'downloaded into the data directory on first use') : ''),
-      catalog.datasets.map(d => [d.name, d.label])),
+      paramField('model', modelParam, spec.model, models[spec.model]?.label),
+      paramField('dataset', datasetParam, spec.dataset,
+        dataset ? `${dataset.label}${dataset.builtin ? '' : '; downloaded into the data directory on first use'}` : ''),
       paramField('device', { name: 'device', type: 'enum', choices: catalog.devices, default: 'auto', help: 'auto: a GPU worker if the server has one' }, spec.device),
       paramField('seed', { name: 'seed', type: 'int', default: 0, min: 0, help: '' }, spec.seed));
-  }
-
-  function labelledSelect(fieldEl, labels) {
-    const select = fieldEl.querySelector('select');
-    for (const [value, text] of labels) {
-      const option = select.querySelector(`option[value="${CSS.escape(value)}"]`);
-      if (option) option.textContent = `${value} — ${text}`;
-    }
-    return fieldEl;
   }
 
   function layersField() {
@@ -188,8 +180,15 @@ export async function render(root, params, { signal }) {
     const chosen = new Set(spec.method.layers || model.default_layers);
     const boxes = model.layers.map(name => h('label', { class: 'layer-choice' },
       h('input', { type: 'checkbox', value: name, checked: chosen.has(name), 'data-layer': name }), name));
+    const setAll = names => () => {
+      boxes.forEach(label => { const box = label.querySelector('input'); box.checked = names.includes(box.value); });
+      update();
+    };
     return h('div', { class: 'field wide', 'data-field': 'method.layers' },
-      h('label', {}, 'layers to prune'),
+      h('label', {}, 'layers to prune ',
+        h('button', { type: 'button', class: 'link-button small', onclick: setAll(model.default_layers) }, 'default'),
+        h('button', { type: 'button', class: 'link-button small', onclick: setAll(model.layers) }, 'all'),
+        h('button', { type: 'button', class: 'link-button small', onclick: setAll([]) }, 'none')),
       h('div', { class: 'layer-list', id: 'f-method-layers' }, boxes),
       h('div', { class: 'hint' }, `default for ${spec.model}: ${model.default_layers.join(', ')}`),
       h('div', { class: 'field-error', 'data-error-for': 'method.layers', role: 'alert' }));
@@ -222,7 +221,8 @@ export async function render(root, params, { signal }) {
     fill(scheduleBox, 
       h('div', { class: 'field wide', 'data-field': 'schedule.kind' }, h('label', { for: 'f-schedule-kind' }, 'schedule'), kindSelect,
         h('div', { class: 'field-error', 'data-error-for': 'schedule.kind' })),
-      schedules[spec.schedule.kind].params.map(p => paramField(`schedule.${p.name}`, p, spec.schedule[p.name], p.type === 'map' ? layerHint : '')),
+      // The schedule's own parameters first, then what happens after each pruning step.
+      [...schedules[spec.schedule.kind].params].sort((a, b) => AFTER_PRUNING.includes(a.name) - AFTER_PRUNING.includes(b.name)).map(p => paramField(`schedule.${p.name}`, p, spec.schedule[p.name], p.type === 'map' ? layerHint : '')),
       scheduleHint);
   }
 
@@ -345,7 +345,7 @@ export async function render(root, params, { signal }) {
         h('h3', { class: 'subhead' }, 'Measurement'), measureBox)),
     formError,
     h('div', { class: 'submit-bar' }, submitButton,
-      h('button', { type: 'button', class: 'secondary', onclick: () => { spec = defaultSpec(); clearErrors(); drawAll(); } }, 'Reset to defaults'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => { chosenPreset = ''; spec = defaultSpec(); clearErrors(); drawAll(); } }, 'Reset to defaults'),
       h('details', { class: 'spec-details' }, h('summary', {}, 'Spec as JSON'), preview)));
   drawAll();
   return null;

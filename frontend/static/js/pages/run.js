@@ -106,6 +106,7 @@ export async function render(root, { id }, { signal }) {
 
   function drawHeader() {
     const active = ACTIVE.has(job.status);
+    document.title = `${job.name} #${job.id} (${job.status}) · PruneLab`;
     const spec = job.spec || {};
     const seconds = runTime(job);
     fill(header, 

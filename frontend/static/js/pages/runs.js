@@ -164,6 +164,7 @@ export async function render(root, params, { signal }) {
   // ------------------------------------------------------------ data
 
   let fetching = null;
+  let loaded = false;
   async function refresh(showLoading = false) {
     if (fetching) return fetching; // never two list requests at once
     if (showLoading) tableBox.classList.add('stale');
@@ -175,6 +176,7 @@ export async function render(root, params, { signal }) {
     fetching = api(`/api/jobs?${queryString(request)}`, { signal })
       .then(data => {
         jobs = data.items; total = data.total;
+        loaded = true;
         drawTable();
         return jobs.some(j => j.status === 'queued' || j.status === 'running');
       })
@@ -196,7 +198,7 @@ export async function render(root, params, { signal }) {
   let refetchTimer = null;
   const unsubscribe = subscribe(event => {
     if (event.type === 'reconnect') { refresh(); return; }
-    if (event.type !== 'job') return;
+    if (event.type !== 'job' || !loaded) return; // the first list request is still on its way: it is fresh
     if (!replaceRow(event.data) && matchesFilters(event.data)) {
       // A run this page does not show yet (new, or now matching the filters): fetch the list again, once.
       clearTimeout(refetchTimer);
