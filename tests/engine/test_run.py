@@ -10,7 +10,9 @@ import pytest
 import torch
 import yaml
 
+from worker.engine.data import load_dataset
 from worker.engine.reporter import Cancelled
+from worker.engine.training import evaluate
 from worker.engine.runner import load_checkpoint_model, run_job, step_targets
 from worker.spec import parse_spec
 
@@ -85,6 +87,10 @@ def test_iterative_block_run(tmp_path):
     weights = [model.fc1.weight, model.fc2.weight, model.fc3.weight]
     zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
     assert zeros == pytest.approx(steps[-1]["sparsity"])
+    # ...and its accuracies are the step's: test and validation splits as the job saw them
+    splits = load_dataset("digits", tmp_path, "cpu", 0.1, seed=0)
+    assert evaluate(model, splits.test)[0] == pytest.approx(steps[-1]["accuracy"])
+    assert evaluate(model, splits.val)[0] == pytest.approx(steps[-1]["val_accuracy"])
 
 
 def test_baseline_is_cached_and_reused(tmp_path):

@@ -50,11 +50,12 @@ def job_state(settings: Settings, job_id: int) -> tuple[str, int, str | None]:
 
 def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_path):
     with session_scope(settings.database_url) as session:
-        job_id = store.create_job(session, parse_spec(SPEC)).id
-    enqueue_job(job_id, "default", settings)
+        job = store.create_job(session, parse_spec(SPEC))
+        job_id, queue = job.id, job.queue
+    enqueue_job(job_id, queue, settings)
 
     first_log = (tmp_path / "worker1.log").open("w")
-    first = start_worker_process(settings, ["default"], env_extra={"OMP_NUM_THREADS": "1"},
+    first = start_worker_process(settings, [queue], env_extra={"OMP_NUM_THREADS": "1"},
                                  stdout=first_log, stderr=first_log)
     deadline = time.monotonic() + 180
     while job_state(settings, job_id)[1] < 1:
@@ -71,7 +72,7 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
         assert requeue_unfinished(settings) == 1  # what `prunelab serve` does before starting its worker
     second_log_path = tmp_path / "worker2.log"
     with second_log_path.open("w") as second_log:
-        second = start_worker_process(settings, ["default"], env_extra={"OMP_NUM_THREADS": "1"},
+        second = start_worker_process(settings, [queue], env_extra={"OMP_NUM_THREADS": "1"},
                                       stdout=second_log, stderr=second_log)
         try:
             deadline = time.monotonic() + 240

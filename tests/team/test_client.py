@@ -199,3 +199,60 @@ def test_errors_are_one_clear_line(server, spec_file, tmp_path):
     assert line.startswith("error: cannot reach http://127.0.0.1:")
 
     assert job_count(server) == before  # nothing was stored by any of these
+
+
+def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(postgres_url, redis_url, tmp_path,
+                                                                                 spec_file):
+    """What docker-compose.yml runs, without docker: `prunelab db upgrade`, `prunelab serve --no-worker` and
+    `prunelab worker --queues cpu,default` as separate processes on Postgres + Redis, sharing ARTIFACT_DIR."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"pl_topo_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(tmp_path / "home", PRUNELAB_AUTH="tokens", PRUNELAB_ARTIFACT_DIR=str(tmp_path / "artifacts"),
+                    PRUNELAB_DATABASE_URL=f"{postgres_url}?options=-csearch_path%3D{schema}",
+                    PRUNELAB_BROKER_URL=redis_url.rsplit("/", 1)[0] + "/14")  # a Redis db of its own
+    procs = []
+    try:
+        assert prunelab("db", "upgrade", env=env).returncode == 0
+        token = prunelab("user", "add", "ops", "--admin", env=env).stdout.strip()
+        for args in (["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
+                     ["worker", "--queues", "cpu,default"]):
+            procs.append(subprocess.Popen([*PRUNELAB, *args], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and procs[0].poll() is None, "the API did not start"
+            time.sleep(0.3)
+        done = prunelab("submit", str(spec_file(SPEC)), "--server", url, "--token", token, "--wait",
+                        env=clean_env(tmp_path / "client"), timeout=600)
+        assert done.returncode == 0, done.stderr
+        job_id = done.stdout.strip().rsplit("/", 1)[1]
+        auth = {"Authorization": f"Bearer {token}"}
+        job = httpx.get(f"{url}/api/jobs/{job_id}", headers=auth).json()
+        assert job["status"] == "succeeded" and job["owner"] == "ops"
+        # The worker wrote the checkpoint; the API serves it from the shared artifact directory.
+        checkpoint = httpx.get(f"{url}/api/jobs/{job_id}/checkpoint", headers=auth)
+        assert checkpoint.status_code == 200 and len(checkpoint.content) > 1000
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -274,14 +274,15 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
                 model.load_state_dict(snapshots[sched.rewind_epoch])
                 pruner.apply_masks(model)
             start = done_units[0]
-            train(model, splits, finetune_cfg, pruner=pruner, reporter=reporter, seed=spec.seed + k + 1,
+            tuned = train(model, splits, finetune_cfg, pruner=pruner, reporter=reporter, seed=spec.seed + k + 1,
                   label=f"{label}: {'retraining' if sched.after == 'rewind' else 'fine-tuning'}",
                   on_progress=lambda f, msg: report((start + f * sched.finetune_epochs) / step_units, msg))
             pruner.apply_masks(model)
             accuracy, loss = evaluate(model, splits.test)
+            val_accuracy = tuned.best_val_accuracy  # the model is left at its best-validation weights
         else:
             accuracy = accuracy_before
-        val_accuracy, _ = evaluate(model, splits.val)
+            val_accuracy, _ = evaluate(model, splits.val)
         check(force=True)
         layers = pruner.layer_report(model)
         total = sum(layer["params"] for layer in layers)

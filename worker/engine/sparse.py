@@ -99,12 +99,14 @@ def time_ms(fn: Callable[[], object], device: torch.device | str, repeats: int =
     return statistics.median(times)
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.device | str, repeats: int = 10,
-                   warmup: int = 2, budget_s: float = 5.0) -> dict[str, float]:
-    """Median ms of each fn, run in turn (a, b, c, a, b, c, ...) so that load on a shared machine
-    hits every candidate alike; warm-up rounds first, device synchronised; stops early past budget_s
-    (after at least 3 rounds)."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device | str, repeats: int = 10,
+                      warmup: int = 2, budget_s: float = 5.0) -> dict[str, dict[str, float]]:
+    """Median ms of each fn, run in turn (a, b, c, a, b, c, ...) so that load on a shared machine hits
+    every candidate alike; warm-up rounds first, device synchronised; stops early past budget_s (after
+    at least 3 rounds). Returns {name: {"wall": ms, "cpu": ms}}; "cpu" is the calling thread's CPU time,
+    which waiting for a busy CPU does not inflate (meaningful with torch.set_num_threads(1) on a CPU)."""
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     with torch.inference_mode():
         for _ in range(warmup):
             for fn in fns.values():
@@ -113,13 +115,21 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.device | 
         for _ in range(repeats):
             for name, fn in fns.items():
                 synchronize(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 fn()
                 synchronize(device)
-                times[name].append((time.perf_counter() - t0) * 1e3)
-            if time.perf_counter() - started > budget_s and len(times[name]) >= 3:
+                wall[name].append((time.perf_counter() - t0) * 1e3)
+                cpu[name].append((time.thread_time() - c0) * 1e3)
+            if time.perf_counter() - started > budget_s and len(wall[name]) >= 3:
                 break
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])} for name in fns}
+
+
+def interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.device | str, repeats: int = 10,
+                   warmup: int = 2, budget_s: float = 5.0) -> dict[str, float]:
+    """Median wall-clock ms of each fn, interleaved (see interleaved_times)."""
+    times = interleaved_times(fns, device, repeats, warmup, budget_s)
+    return {name: t["wall"] for name, t in times.items()}
 
 
 def bsr_blocks_for(shape: tuple[int, int], preferred: tuple[int, int] | None = None) -> list[tuple[int, int]]:

@@ -26,6 +26,10 @@ from torch import nn
 from worker.engine.pruning.base import PRUNABLE, Pruner, find_layers, layer_kind
 
 IMPORTANCES = ("l1", "l2", "bn_scale")
+# Conv groups of >= ALIGN_FROM channels keep a multiple of ALIGN channels: conv kernels are measurably
+# slower per FLOP on odd counts (3x3 conv, 32x32, this CPU: 45 channels 1.22x the time per FLOP of 64,
+# 48 channels 0.96x), which would eat the speedup channel pruning is for.
+ALIGN, ALIGN_FROM = 8, 64
 
 
 def final_classifier(model: nn.Module) -> str:
@@ -50,8 +54,9 @@ def out_pruning_fn(module: nn.Module):
 class _GroupInfo:
     """A prunable dependency group: its root layer, channel count and the selected layers it shrinks."""
 
-    def __init__(self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]]):
+    def __init__(self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]], conv: bool):
         self.root = root
+        self.conv = conv
         self.channels = channels
         self.outs = outs          # selected layers whose output channels are the group's channels
         self.ins = ins            # (selected layer, input features per group channel)
@@ -109,7 +114,7 @@ class ChannelPruner(Pruner):
                     ins.append((target_name, len(idxs) / channels))
             covered.update(outs)
             if prunable and channels > 1:
-                groups.append(_GroupInfo(name, channels, outs, ins))
+                groups.append(_GroupInfo(name, channels, outs, ins, isinstance(module, nn.Conv2d)))
         return groups
 
     def _layer_numels(self, model: nn.Module) -> dict[str, int]:
@@ -141,7 +146,11 @@ class ChannelPruner(Pruner):
 
         def set_ratio(members: list[_GroupInfo], ratio: float) -> None:
             for g in members:
-                g.remove = max(floor.get(g.root, 0), min(g.channels - 1, round(g.channels * ratio)))
+                remove = round(g.channels * ratio)
+                if remove and g.conv and g.channels >= ALIGN_FROM:
+                    kept = max(ALIGN, round((g.channels - remove) / ALIGN) * ALIGN)
+                    remove = max(0, g.channels - kept)
+                g.remove = max(floor.get(g.root, 0), min(g.channels - 1, remove))
 
         def sparsity_of(layer_names: list[str]) -> float:
             kept = self._simulate(numels, model, groups)

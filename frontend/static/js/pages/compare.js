@@ -17,7 +17,7 @@ const SYMBOLS = ['circle', 'square', 'diamond', 'triangle-up', 'x', 'star', 'tri
 const X_AXES = {
   sparsity: { label: 'sparsity of the pruned layers (%)', better: 'higher', value: p => (p.sparsity ?? null) === null ? null : p.sparsity * 100, dense: () => 0, type: 'linear', fmt: v => `${v.toFixed(1)}%` },
   flops: { label: 'FLOPs per sample (effective, log)', better: 'lower', value: p => p.flops_effective ?? null, dense: p => p.flops_dense ?? null, type: 'log', fmt: v => si(v) },
-  latency: { label: 'measured latency (ms)', better: 'lower', value: p => p.latency_ms ?? null, dense: p => p.dense_latency_ms ?? null, type: 'linear', fmt: v => ms(v) },
+  latency: { label: 'measured latency (ms, log)', better: 'lower', value: p => p.latency_ms ?? null, dense: p => p.dense_latency_ms ?? null, type: 'log', fmt: v => ms(v) },
   size: { label: 'model size (bytes, sparse storage, log)', better: 'lower', value: p => p.size_sparse_bytes ?? null, dense: p => p.size_dense_bytes ?? null, type: 'log', fmt: v => bytes(v) },
 };
 const Y_AXES = {
@@ -108,7 +108,8 @@ export async function render(root, params, { signal }) {
 
   function runPoints(run) {
     const X = X_AXES[xKey], Y = Y_AXES[yKey];
-    const pts = run.points.map(p => ({ x: X.value(p), y: (Y.value(p) ?? null) === null ? null : Y.value(p) * 100, step: p.index, p }));
+    const ordered = [...run.points].sort((a, b) => (a.sparsity ?? 0) - (b.sparsity ?? 0));
+    const pts = ordered.map(p => ({ x: X.value(p), y: (Y.value(p) ?? null) === null ? null : Y.value(p) * 100, step: p.index, p }));
     const base = run.job.baseline?.accuracy ?? run.job.summary?.baseline_accuracy;
     const first = run.points[0];
     const denseX = first ? X.dense(first) : xKey === 'sparsity' ? 0 : null;
@@ -127,7 +128,7 @@ export async function render(root, params, { signal }) {
       const k = perMethod.get(kind) || 0;
       perMethod.set(kind, k + 1);
       const style = styleOf(run, i, k);
-      const pts = runPoints(run).sort((a, b) => a.x - b.x);
+      const pts = runPoints(run); // dense first, then by sparsity: the line follows the pruning trajectory
       pts.forEach(p => all.push({ ...p, run }));
       const firstOfMethod = !seenMethods.has(kind);
       seenMethods.add(kind);
