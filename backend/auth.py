@@ -5,6 +5,7 @@ needs a user or admin token; changing a job needs its owner or an admin.
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from backend.models import Job, User
 from backend.store import hash_token, new_token, user_for_token  # noqa: F401  (re-exported)
@@ -23,38 +24,45 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def _user_from_request(request: Request) -> User | None:
+def _lookup(sessions, token: str) -> User | None:
+    with sessions() as session:
+        user = user_for_token(session, token)
+        if user is not None:
+            session.expunge(user)
+        return user
+
+
+async def _user_from_request(request: Request) -> User | None:
     """The token's user; raises 401 for a token that is given but unknown or revoked."""
     token = _bearer(request)
     if token is None:
         return None
-    with request.app.state.sessions() as session:
-        user = user_for_token(session, token)
-        if user is not None:
-            session.expunge(user)
+    user = await run_in_threadpool(_lookup, request.app.state.sessions, token)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token", headers=_CHALLENGE)
     return user
 
 
-def reader(request: Request) -> User | None:
+# The dependencies are async so that, with auth off, they cost no threadpool hop; the token lookup itself
+# runs in the threadpool.
+async def reader(request: Request) -> User | None:
     """The reading user (None when auth is off or for anonymous public reading)."""
     settings = request.app.state.settings
     if settings.auth == "off":
         return None
-    user = _user_from_request(request)
+    user = await _user_from_request(request)
     if user is None and not settings.public_read:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)",
                             headers=_CHALLENGE)
     return user
 
 
-def writer(request: Request) -> User | None:
+async def writer(request: Request) -> User | None:
     """The writing user (None when auth is off); viewers get 403."""
     settings = request.app.state.settings
     if settings.auth == "off":
         return None
-    user = _user_from_request(request)
+    user = await _user_from_request(request)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API token is required to change anything "
                             "(Authorization: Bearer TOKEN)", headers=_CHALLENGE)

@@ -125,7 +125,12 @@ def worker(queues: Optional[str] = typer.Option(None, "--queues", help="comma se
             parse_queues(queues)
         except ValueError as exc:
             raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--queues") from None
-    raise typer.Exit(run_worker(queues, concurrency, loglevel))
+    try:
+        code = run_worker(queues, concurrency, loglevel)
+    except ValueError as exc:
+        typer.echo(f"prunelab worker: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command()

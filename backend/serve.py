@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 from backend.settings import Settings, get_settings
 from worker.celery_app import QUEUES, is_sqlalchemy_broker
@@ -27,23 +26,25 @@ WORKER_STOP_GRACE_S = 15.0
 
 # ---------------------------------------------------------------- worker
 
-def parse_queues(text: str) -> list[str]:
+def parse_queues(text: str, source: str = "--queues") -> list[str]:
     names = [q.strip() for q in text.split(",") if q.strip()]
     bad = [q for q in names if q not in QUEUES]
     if not names or bad:
-        raise ValueError(f"--queues: unknown queue {bad[0]!r}; allowed: {', '.join(QUEUES)} (comma separated)"
-                         if bad else f"--queues: give at least one of {', '.join(QUEUES)}")
+        raise ValueError(f"{source}: unknown queue {bad[0]!r}; allowed: {', '.join(QUEUES)} (comma separated)"
+                         if bad else f"{source}: give at least one of {', '.join(QUEUES)}")
     return list(dict.fromkeys(names))
 
 
 def default_worker_queues(settings: Settings) -> list[str]:
     """settings.worker_queues plus "default" (jobs with device auto go there)."""
-    return parse_queues(settings.worker_queues + ",default")
+    return parse_queues(settings.worker_queues + ",default", source="PRUNELAB_WORKER_QUEUES")
 
 
 def run_worker(queues: str | None = None, concurrency: int | None = None, loglevel: str = "info",
                settings: Settings | None = None) -> int:
-    """Run a Celery worker in this process until it is stopped; returns its exit code."""
+    """Run a Celery worker in this process until it is stopped; returns its exit code.
+    ValueError (one line, naming the option) for bad options or a database without the schema."""
+    from backend.db import current_revision
     from worker.celery_app import get_app
 
     settings = settings or get_settings()
@@ -51,6 +52,9 @@ def run_worker(queues: str | None = None, concurrency: int | None = None, loglev
     concurrency = concurrency or settings.worker_concurrency
     if concurrency < 1:
         raise ValueError("--concurrency: must be 1 or more")
+    if current_revision(settings.database_url) is None:
+        raise ValueError(f"PRUNELAB_DATABASE_URL: {_safe_url(settings.database_url)} has no PruneLab schema; "
+                         "run `prunelab db upgrade` first")
     argv = ["worker", "--queues", ",".join(names), "--concurrency", str(concurrency), "--loglevel", loglevel,
             "--hostname", f"prunelab-{os.getpid()}@%h",
             # gossip, mingle and heartbeats need broadcast messages, which the SQLite broker lacks
@@ -269,6 +273,9 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
         if example:
             ids = queue_examples(settings)
             print(f"PruneLab: queued {len(ids)} example job(s) on the digits dataset", flush=True)
+        if settings.auth == "off" and host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"PruneLab: warning: listening on {host} with PRUNELAB_AUTH=off: anyone who can reach this "
+                  "port can submit and delete jobs", file=sys.stderr, flush=True)
         shown_host = f"[{host}]" if ":" in host else host
         print(f"PruneLab: open http://{shown_host}:{port}/ in your browser (Ctrl-C stops the server"
               f"{' and its worker' if supervisor else ''})", flush=True)

@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_api.py [--seconds 30] [--clients 50] [--think-ms 100] [--database-url URL]
 
 Phases (each `--seconds` long, 50 clients): list (GET /api/jobs, 50 per page, random filters/sort), detail
-(GET /api/jobs/{id}), then the mask of a 4096 x 4096 fine-grained layer (density grid, <= 256 x 256 cells).
+(GET /api/jobs/{id}), the mask of a 4096 x 4096 fine-grained layer (density grid, <= 256 x 256 cells),
+then that mask for a single client (10 s): one user opening a heatmap.
 Each client waits --think-ms between its requests (a dashboard user, not a flood); --think-ms 0 gives a
 closed loop that measures throughput. Prints p50/p95/p99 per endpoint and the targets.
 """
@@ -30,7 +31,7 @@ from worker.masks import density_grid, encode_density, encode_grid  # noqa: E402
 from worker.spec import parse_spec  # noqa: E402
 
 LENET = {"fc1": (300, 64), "fc2": (100, 300), "fc3": (10, 100)}
-TARGETS = {"list": 50.0, "detail": 50.0, "mask 4096x4096": 100.0}
+TARGETS = {"list": 50.0, "detail": 50.0, "mask 4096x4096": 100.0, "mask, 1 client": 100.0}
 
 
 def make_step(index: int, layers: dict, sparsity: float, block: tuple[int, int], rng) -> dict:
@@ -93,32 +94,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_phase(base: str, make_url, clients: int, seconds: float, think_s: float) -> tuple[list[float], int]:
+class KeepAliveClient:
+    """A minimal HTTP/1.1 keep-alive GET client on asyncio streams. The load generator shares the machine
+    with the server, so it must cost far less per request than httpx does."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAccept: application/json\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        body = await self.reader.readexactly(int(headers.get("content-length", 0)))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def run_phase(port: int, make_url, clients: int, seconds: float, think_s: float) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        async def one_client(seed: int):
-            nonlocal errors
-            rnd = random.Random(seed)
-            await asyncio.sleep(rnd.random() * max(think_s, 0.01))  # spread the starts
-            while time.perf_counter() < deadline:
-                url = make_url(rnd)
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(url)
-                    await r.aread()
-                except httpx.HTTPError as exc:
-                    errors += 1
-                    print(f"request failed: {url}: {exc!r}", file=sys.stderr)
-                    continue
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    errors += 1
-                if think_s:
-                    await asyncio.sleep(think_s * (0.5 + rnd.random()))
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
+
+    async def one_client(seed: int):
+        nonlocal errors
+        rnd = random.Random(seed)
+        conn = KeepAliveClient("127.0.0.1", port)
+        await asyncio.sleep(rnd.random() * max(think_s, 0.01))  # spread the starts
+        while time.perf_counter() < deadline:
+            url = make_url(rnd)
+            t0 = time.perf_counter()
+            try:
+                status, _ = await conn.get(url)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors += 1
+                print(f"request failed: {url}: {exc!r}", file=sys.stderr)
+                await conn.close()
+                continue
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                errors += 1
+            if think_s:
+                await asyncio.sleep(think_s * (0.5 + rnd.random()))
+        await conn.close()
+
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
     return latencies, errors
 
 
@@ -148,7 +178,7 @@ def main() -> int:
         env = {**os.environ, "PRUNELAB_HOME": tmp, "PRUNELAB_DATABASE_URL": database_url}
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "backend.api:create_app",
                                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                                   "--workers", str(args.workers), "--log-level", "warning"], cwd=REPO, env=env)
+                                   "--workers", str(args.workers), "--timeout-keep-alive", "60", "--log-level", "warning"], cwd=REPO, env=env)
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(100):
@@ -168,14 +198,16 @@ def main() -> int:
                 params = {"sort": r.choice(sorts), "limit": 50, "offset": r.choice([0, 0, 50, 400]), **r.choice(filters)}
                 return "/api/jobs?" + "&".join(f"{k}={v}" for k, v in params.items())
 
-            phases = [("list", list_url, args.seconds),
-                      ("detail", lambda r: f"/api/jobs/{r.choice(ids)}", args.seconds),
-                      ("mask 4096x4096", lambda r: f"/api/jobs/{big_id}/layers/big/mask",
-                       args.mask_seconds or args.seconds)]
+            mask_url = f"/api/jobs/{big_id}/layers/big/mask"
+            phases = [("list", list_url, args.seconds, args.clients),
+                      ("detail", lambda r: f"/api/jobs/{r.choice(ids)}", args.seconds, args.clients),
+                      ("mask 4096x4096", lambda r: mask_url, args.mask_seconds or args.seconds, args.clients),
+                      # one user opening heatmaps: the latency of a single request on an otherwise idle server
+                      ("mask, 1 client", lambda r: mask_url, min(10.0, args.mask_seconds or args.seconds), 1)]
             cells = httpx.get(f"{base}/api/jobs/{big_id}/layers/big/mask").json()["shape"]
             rows = []
-            for name, make_url, seconds in phases:
-                lat, errors = asyncio.run(run_phase(base, make_url, args.clients, seconds, args.think_ms / 1000))
+            for name, make_url, seconds, clients in phases:
+                lat, errors = asyncio.run(run_phase(port, make_url, clients, seconds, args.think_ms / 1000))
                 rows.append((name, len(lat), len(lat) / seconds, pct(lat, 50), pct(lat, 95), pct(lat, 99),
                              max(lat), errors))
         finally:

@@ -9,6 +9,7 @@ run_job finds it there and runs the 16 rounds: prune, evaluate, fine-tune, evalu
 FLOPs / latency, save a checkpoint, report. Prints one row per round and the total.
 """
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -30,11 +31,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--baseline-epochs", type=int, default=3)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: run_job's choice, 1 for LeNet on a CPU)")
     parser.add_argument("--no-latency", action="store_true", help="skip the per-step latency measurement")
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse/write the MNIST files here")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:  # run_job keeps an explicit OMP_NUM_THREADS
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
     spec = parse_spec({
         "name": "bench-iterative", "model": "lenet300_100", "dataset": "mnist",
         "train": {"epochs": args.baseline_epochs, "optimizer": "adam", "lr": 0.001, "batch_size": 128},
@@ -59,7 +63,7 @@ def main() -> None:
         total = time.perf_counter() - t0
     base = result["baseline"]
     assert base["cached"], "the baseline should have come from the cache"
-    print(f"device {result['device']}, torch threads {args.threads}, latency measured: {not args.no_latency}; "
+    print(f"device {result['device']}, torch threads {args.threads or 'auto'}, latency measured: {not args.no_latency}; "
           f"baseline accuracy {base['accuracy']:.4f} (cached)")
     print(f"{'round':>5}{'target':>9}{'sparsity':>10}{'fc1':>8}{'fc3':>8}{'acc before':>12}{'acc after':>11}"
           f"{'speedup':>9}{'seconds':>9}")

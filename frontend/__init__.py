@@ -39,7 +39,7 @@ def mount_frontend(app: FastAPI) -> None:
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js(request: Request) -> Response:
-        headers = {"Cache-Control": "public, max-age=604800", "Vary": "Accept-Encoding"}
+        headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", ""):
             return Response(_plotly_gzip(), media_type="text/javascript",
                             headers={**headers, "Content-Encoding": "gzip"})

@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None,
                   description="Submit pruning experiments, follow them live, compare runs, download results.")
     app.state.settings = settings
     app.state.sessions = get_sessionmaker(settings.database_url)
+    app.state.sqlite = settings.database_url.startswith("sqlite")
     app.state.enqueue = enqueue or jobs._enqueue_with_celery
     app.state.list_cache = LRU(256, ttl_s=LIST_TTL_S)
     app.state.mask_cache = LRU(32)  # a 256 x 256 heatmap body is ~0.4 MB
@@ -28,9 +29,33 @@ def create_app(settings: Settings | None = None,
     app.include_router(views.router)
     app.include_router(events.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    _publish_spec_schema(app)
     if importlib.util.find_spec("frontend") is not None:
         import frontend
 
         if hasattr(frontend, "mount_frontend"):
             frontend.mount_frontend(app)
     return app
+
+
+def _publish_spec_schema(app: FastAPI) -> None:
+    """POST /api/jobs reads a plain JSON object (so errors come from parse_spec, naming the field and the
+    allowed values); the OpenAPI document still describes it with JobSpec's JSON schema."""
+    from worker.spec import JobSpec
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        spec_schema = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(spec_schema.pop("$defs", {}))
+        components["JobSpec"] = spec_schema
+        body = schema["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = {"$ref": "#/components/schemas/JobSpec"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

@@ -25,7 +25,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         await run_in_threadpool(session.rollback)
         raise
     finally:
-        await run_in_threadpool(session.close)
+        if request.app.state.sqlite:
+            session.close()  # returning a SQLite connection to the pool is a no-op rollback
+        else:
+            await run_in_threadpool(session.close)  # Postgres: the pool's rollback is a round trip
 
 
 async def get_settings(request: Request) -> Settings:

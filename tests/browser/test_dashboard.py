@@ -194,6 +194,36 @@ def test_polling_never_overlaps_and_backs_off_when_nothing_runs(stored_server, p
     assert gaps == sorted(gaps) or max(gaps) > 3.5, gaps
 
 
+SLOW_LIST_FETCH = """
+window.__inflight = 0; window.__maxInflight = 0; window.__listFetches = 0;
+const realFetch = window.fetch;
+window.fetch = async (...args) => {
+  if (!String(args[0]).startsWith('/api/jobs?')) return realFetch(...args);
+  window.__inflight++; window.__listFetches++;
+  window.__maxInflight = Math.max(window.__maxInflight, window.__inflight);
+  try { await new Promise(r => setTimeout(r, 2500)); return await realFetch(...args); } finally { window.__inflight--; }
+};
+"""
+
+
+def test_a_slow_poll_is_never_overlapped(stored_server, page):
+    """Answers slower (2.5 s) than the poll interval while a job runs (2 s): still one request at a time."""
+    job_id = stored_server.run_ids[4]
+    with session_scope(stored_server.database_url) as session:
+        store.set_status(session, job_id, "running")
+    try:
+        page.add_init_script(SLOW_LIST_FETCH)
+        page.goto(f"{stored_server.base_url}/?live=poll#/runs")
+        page.wait_for_selector("#runs-table", timeout=30_000)
+        page.wait_for_timeout(12_000)
+        fetches, most = page.evaluate("[window.__listFetches, window.__maxInflight]")
+        assert fetches >= 3, fetches
+        assert most == 1, most
+    finally:
+        with session_scope(stored_server.database_url) as session:
+            store.set_status(session, job_id, "succeeded")
+
+
 def test_no_polling_while_the_event_stream_is_live(stored_server, page):
     times = api_requests(page, "/api/jobs")
     page.goto(f"{stored_server.base_url}/#/runs")
@@ -226,6 +256,20 @@ def test_compare_two_runs_and_reopen_the_link(stored_server, page, browser, arti
     page.click(".segmented button[data-value='flops']")
     assert "x=flops" in page.url
     assert page.evaluate("document.querySelector('#compare-chart').layout.xaxis.type") == "log"
+    # The Pareto front (fewer FLOPs and higher accuracy are better): no point beats a front point, and every
+    # point is matched or beaten by one on the front.
+    front_check = page.evaluate("""() => {
+        const data = document.querySelector('#compare-chart').data;
+        const front = data.at(-1);
+        const f = front.x.map((x, i) => [x, front.y[i]]);
+        const pts = data.slice(0, -1).flatMap(t => t.x.map((x, i) => [x, t.y[i]]));
+        return {
+            beaten: f.filter(([fx, fy]) => pts.some(([x, y]) => x <= fx && y >= fy && (x < fx || y > fy))).length,
+            uncovered: pts.filter(([x, y]) => !f.some(([fx, fy]) => fx <= x && fy >= y)).length,
+            size: f.length, points: pts.length};
+    }""")
+    assert front_check["beaten"] == 0 and front_check["uncovered"] == 0, front_check
+    assert 1 <= front_check["size"] < front_check["points"]
     page.screenshot(path=str(artifacts / "compare-two.png"))
     assert page.locator("#compare-table tbody tr").count() == 2
 

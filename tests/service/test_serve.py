@@ -169,3 +169,11 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     assert {"jobs", "steps", "layer_masks", "alembic_version"} <= tables
     again = subprocess.run([*PRUNELAB, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr  # idempotent
+
+
+def test_worker_rejects_an_unknown_queue(tmp_path):
+    env = {**embedded_env(tmp_path), "COLUMNS": "200"}  # one line: no wrapping inside the error box
+    done = subprocess.run([*PRUNELAB, "worker", "--queues", "cpu,tpu"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--queues" in done.stderr and "'tpu'" in done.stderr and "default, cpu, gpu" in done.stderr

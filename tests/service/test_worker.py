@@ -10,11 +10,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from backend.api import create_app
+from backend import store
 from backend.db import session_scope, upgrade
 from backend.models import LayerMask, Step
 from backend.serve import start_worker_process, stop_worker_process
 from backend.settings import Settings
 from worker.celery_app import enqueue_job
+from worker.spec import parse_spec
+from worker.tasks import MAX_CRASH_REDELIVERIES
 
 REDIS_DB = 13  # this file's own Redis database, flushed before use
 ROUNDS = 3
@@ -107,3 +110,17 @@ def test_failing_job_stores_its_error_and_the_worker_goes_on(client):
     ok = wait_for_status(client, after["id"], ("succeeded", "failed", "cancelled"), timeout_s=240)
     assert ok["status"] == "succeeded", ok["error"]
     assert ok["summary"]["steps"] == ROUNDS
+
+
+def test_job_whose_worker_keeps_dying_fails_instead_of_looping(client, settings):
+    # As if workers had died MAX_CRASH_REDELIVERIES times on this job (out of memory, say): the next
+    # delivery ends it as failed rather than running it once more.
+    with session_scope(settings.database_url) as session:
+        job = store.create_job(session, parse_spec({**SPEC, "name": "poison"}))
+        job.status, job.attempts = "running", MAX_CRASH_REDELIVERIES
+        job_id, queue = job.id, job.queue
+    enqueue_job(job_id, queue, settings)
+    job = wait_for_status(client, job_id, ("succeeded", "failed", "cancelled"), timeout_s=60)
+    assert job["status"] == "failed"
+    assert f"the worker died {MAX_CRASH_REDELIVERIES} times" in job["error"]
+    assert job["summary"]["steps"] == 0

@@ -15,6 +15,9 @@ After pruning (schedule.after)
 - none: measured right after pruning.
 Fine-tuning and rewinding keep the weights with the best validation accuracy (the pruned weights count).
 
+accuracy_drop (seed 003): test accuracy of the model a step starts from (the baseline; for iterative
+rounds after the first, the previous round's result) minus the test accuracy right after pruning.
+
 Determinism: step k seeds torch with spec.seed + k + 1, so a job resumed at step k (iterative: from
 checkpoint k-1, which holds the model and the masks) produces the same remaining steps.
 """
@@ -198,16 +201,35 @@ def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, spec: JobSpec, s
                  "num_classes": splits.num_classes, "step": summary}, path)
 
 
+def cpu_threads(spec: JobSpec, device: torch.device) -> int:
+    """Intra-op threads for this job. The MLP's matrices are too small to gain from several threads, and
+    OpenMP threads that wait on each other collapse when the cores are shared (measured: the issue's
+    LeNet/digits spec took 100 s with 2 threads on this busy 2-core machine, 13 s with 1). OMP_NUM_THREADS
+    set by the user wins."""
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    return 1 if spec.model == "lenet300_100" else torch.get_num_threads()
+
+
 def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path, cache_dir: Path,
             completed_steps: int = 0) -> dict:
     """Run `spec`; report the baseline and every step to `reporter`; return the result dict
     {"spec", "baseline", "steps", "device", "seconds"} (steps: those run by this call)."""
+    device = resolve_device(spec.device)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads(spec, device))
+    try:
+        return _run_job(spec, Path(out_dir), reporter, device, Path(data_dir), Path(cache_dir), completed_steps)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.device, data_dir: Path,
+             cache_dir: Path, completed_steps: int) -> dict:
     from worker.engine.pruning import make_pruner
 
     started = time.perf_counter()
-    out_dir = Path(out_dir)
     method, sched = spec.method, spec.schedule
-    device = resolve_device(spec.device)
     check = CancelCheck(reporter)
     splits = load_dataset(spec.dataset, data_dir, device, spec.train.val_fraction, spec.seed,
                           image_size=None if spec.model == "lenet300_100" else CONV_INPUT_SIZE)
@@ -233,6 +255,9 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
 
     model: nn.Module | None = None
     pruner = None
+    # Accuracy of the model a step prunes (seed 003's drop = this minus the accuracy right after pruning):
+    # the baseline, or for iterative rounds after the first the previous round's result.
+    accuracy_in = base_metrics["accuracy"]
     if isinstance(sched, IterativeSchedule):
         model = baseline_model()
         pruner = make_pruner(spec, model, splits.shape)
@@ -243,6 +268,7 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
             else:
                 model.load_state_dict(ckpt["state_dict"])
             pruner.load_state_dict(ckpt["pruner"])
+            accuracy_in = ckpt["step"]["accuracy"]
 
     steps: list[dict] = []
     for k in range(completed_steps, len(targets)):
@@ -290,7 +316,7 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
         measured = _measure(model, pruner, spec, splits, device)
         step = {"index": k, "target_sparsity": overall, "sparsity": 1.0 - nonzero / total if total else 0.0,
                 "accuracy": accuracy, "accuracy_before_finetune": accuracy_before,
-                "accuracy_drop": base_metrics["accuracy"] - accuracy_before,
+                "accuracy_drop": accuracy_in - accuracy_before,
                 "val_accuracy": val_accuracy, "loss": loss, **measured,
                 "seconds": 0.0, "checkpoint": f"checkpoints/{_checkpoint(out_dir, k).name}", "layers": layers}
         step["seconds"] = time.perf_counter() - step_started
@@ -298,6 +324,8 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
         progress.advance(step_units, f"{label} done: sparsity {step['sparsity']:.3f}, accuracy {accuracy:.4f}")
         reporter.on_step(step)
         steps.append(step)
+        if isinstance(sched, IterativeSchedule):
+            accuracy_in = accuracy
 
     return {"spec": spec.model_dump(mode="json"), "baseline": base_metrics, "steps": steps,
             "device": str(device), "seconds": time.perf_counter() - started}
