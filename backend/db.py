@@ -55,6 +55,8 @@ def json_loads(text: str | bytes):
 def make_engine(database_url: str) -> Engine:
     """A new engine; SQLite files get their directory created and the pragmas above."""
     url = make_url(database_url)
+    if url.drivername in ("postgresql", "postgres"):  # plain URLs mean psycopg 3, the driver we install
+        url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -385,14 +385,12 @@ def get_step(session: Session, job_id: int, index: int | None = None) -> Step | 
     return session.scalars(q).first()
 
 
-def get_layer_mask(session: Session, job_id: int, layer: str, index: int | None = None,
-                   with_grid: bool = False) -> tuple[int, LayerMask] | None:
+def get_layer_mask(session: Session, job_id: int, layer: str,
+                   index: int | None = None) -> tuple[int, LayerMask] | None:
     """(step index, mask row) of a layer at a step (default: the latest step with that layer).
-    The grid blob is loaded only with with_grid=True."""
+    The grid blob (up to megabytes for fine-grained masks of big layers) is not loaded."""
     columns = [LayerMask.id, LayerMask.step_id, LayerMask.layer, LayerMask.grid_shape, LayerMask.density,
                LayerMask.block_shape, LayerMask.weight_shape, LayerMask.sparsity]
-    if with_grid:
-        columns.append(LayerMask.grid)
     q = (select(Step.index, LayerMask).join(LayerMask, LayerMask.step_id == Step.id)
          .options(load_only(*columns)).where(Step.job_id == job_id, LayerMask.layer == layer))
     q = q.where(Step.index == index) if index is not None else q.order_by(Step.index.desc())
@@ -408,13 +406,6 @@ def step_curves(session: Session, job_ids: list[int]) -> dict[int, list[dict[str
     for job_id, metrics in rows:
         out[job_id].append(metrics)
     return out
-
-
-def changed_jobs(session: Session, since: datetime, job_id: int | None = None) -> list[Job]:
-    q = select(Job).where(Job.updated_at > since, Job.deleted_at.is_(None))
-    if job_id is not None:
-        q = q.where(Job.id == job_id)
-    return list(session.scalars(q.order_by(Job.updated_at)).all())
 
 
 def new_steps(session: Session, after_id: int, job_id: int | None = None) -> list[tuple[int, int, int]]:
@@ -457,7 +448,3 @@ def job_to_dict(job) -> dict[str, Any]:
 
 def step_to_dict(step: Step) -> dict[str, Any]:
     return {**step.metrics, "index": step.index, "created_at": iso(step.created_at)}
-
-
-def stale_since(seconds: float) -> datetime:
-    return utcnow() - timedelta(seconds=seconds)

@@ -140,7 +140,10 @@ def delete_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings) 
     job = job_or_404(session, job_id)
     check_can_modify(user, job)
     if job.status in ("queued", "running"):
-        store.request_cancel(session, job)
+        try:  # the worker sees the job gone (or cancelled) at its next check and stops
+            store.request_cancel(session, job)
+        except store.StoreError:
+            pass  # it finished meanwhile
     store.delete_job(session, job, settings.artifact_dir)
     session.commit()
     return FastJSONResponse({"deleted": job_id})

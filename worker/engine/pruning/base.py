@@ -205,9 +205,10 @@ class MaskPruner(Pruner):
                 mask = self.masks[name]
                 if mask.device != module.weight.device:
                     mask = self.masks[name] = mask.to(module.weight.device)
-                module.weight.mul_(mask)
+                zero = torch.zeros((), dtype=module.weight.dtype, device=mask.device)
+                torch.where(mask, module.weight, zero, out=module.weight)  # in place, ~2x faster than mul_
                 if module.weight.grad is not None:
-                    module.weight.grad.mul_(mask)
+                    torch.where(mask, module.weight.grad, zero, out=module.weight.grad)
 
     def alive(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         mask = self.masks.get(name)
