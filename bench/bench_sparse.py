@@ -23,8 +23,12 @@ from worker.engine import sparse  # noqa: E402
 from worker.engine.sparse import BSRLinear, CSRLinear, model_form, realise  # noqa: E402
 
 
+CLOCK = "wall"
+
+
 def interleaved_ms(fns: dict, device: str, repeats: int) -> dict[str, float]:
-    return sparse.interleaved_ms(fns, device, repeats=repeats, budget_s=60.0)
+    times = sparse.interleaved_times(fns, device, repeats=repeats, budget_s=60.0)
+    return {name: t[CLOCK] for name, t in times.items()}
 
 
 def swap_linears(model: nn.Module, names: list[str], make) -> nn.Module:
@@ -96,11 +100,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="width 1024, fewer repeats (a smoke run)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this thread's CPU time, robust to a busy shared machine (use with --threads 1)")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = args.clock
     torch.set_num_threads(args.threads)
     width = 1024 if args.quick else 4096
     repeats = 3 if args.quick else args.repeats
-    print(f"torch {torch.__version__}, threads {args.threads}, device {args.device}")
+    print(f"torch {torch.__version__}, threads {args.threads}, device {args.device}, clock {args.clock}")
     part_mlp(args.device, repeats, width, 64)
     part_sweep(args.device, repeats, width, [4, 8, 16, 32], [1, 8, 64])
 

@@ -319,3 +319,17 @@ print("TORCH" if any(m == "torch" or m.startswith("torch.") for m in sys.modules
                          env={**__import__("os").environ, "PRUNELAB_HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("NO-TORCH")
+
+
+def test_list_cache_never_serves_a_stale_page(client, spec_dict, db_url):
+    job_id = submit(client, spec_dict())["id"]
+    assert client.get("/api/jobs").json()["items"][0]["progress"] == 0.0
+    with session_scope(db_url) as s:  # the worker's write, from another connection
+        store.start_job(s, job_id)
+        store.set_progress(s, job_id, 0.5, "half way")
+    item = client.get("/api/jobs").json()["items"][0]
+    assert (item["status"], item["progress"], item["message"]) == ("running", 0.5, "half way")
+    other = submit(client, spec_dict(name="second"))["id"]
+    assert client.get("/api/jobs").json()["total"] == 2
+    client.delete(f"/api/jobs/{other}")
+    assert [j["id"] for j in client.get("/api/jobs").json()["items"]] == [job_id]

@@ -148,7 +148,7 @@ def _download(name: str, data_dir: Path) -> None:
 
 def _missing_error(name: str, where: Path, files: list[str]) -> DatasetMissing:
     return DatasetMissing(
-        f"dataset {name}: files missing in {where} and the download failed: expected {', '.join(files)}"
+        f"{name}: files missing in {where} and the download failed: expected {', '.join(files)}"
         + (" (plain or .gz idx files, as torchvision.datasets stores them)" if name in IDX_FOLDERS else
            f" (python pickle batches, or {CIFAR_ARCHIVE} in {where.parent})"))
 

@@ -48,7 +48,7 @@ def bsr_bytes(matrix: torch.Tensor, block: tuple[int, int]) -> int:
     rows, cols = matrix.shape
     grid_r, grid_c = math.ceil(rows / r), math.ceil(cols / c)
     padded = torch.nn.functional.pad(matrix != 0, (0, grid_c * c - cols, 0, grid_r * r - rows))
-    blocks = int(padded.reshape(grid_r, r, grid_c, c).any(dim=3).any(dim=1).sum())
+    blocks = int(torch.count_nonzero(padded.reshape(grid_r, r, grid_c, c).any(dim=3).any(dim=1)))
     return blocks * (r * c * FP32 + INDEX) + (grid_r + 1) * INDEX
 
 

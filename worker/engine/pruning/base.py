@@ -49,7 +49,7 @@ def kth_smallest(flat: torch.Tensor, k: int) -> torch.Tensor:
     margin = 4 * (sample.numel() ** 0.5) + 2  # far beyond the sampling error of a quantile
     low = sample[max(0, int(position - margin))]
     high = sample[min(sample.numel() - 1, int(position + margin))]
-    below = int((flat < low).sum())
+    below = int(torch.count_nonzero(flat < low))  # count_nonzero: a bool .sum() copies to int64
     inside = flat[(flat >= low) & (flat <= high)]
     if below < k <= below + inside.numel():
         return inside.kthvalue(k - below).values
@@ -63,7 +63,7 @@ def lowest_mask(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.
     flat = scores.reshape(-1).to(torch.float32)
     dead = ~alive.reshape(-1)
     total = flat.numel()
-    n_dead = int(dead.sum())
+    n_dead = int(torch.count_nonzero(dead))
     count = max(int(count), n_dead)  # pruned entries never come back
     if count <= 0:
         return torch.zeros(total, dtype=torch.bool, device=flat.device)
@@ -73,10 +73,10 @@ def lowest_mask(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.
         flat = flat.masked_fill(dead, float("-inf"))
     cut = kth_smallest(flat, count)
     pruned = flat <= cut
-    extra = int(pruned.sum()) - count
+    extra = int(torch.count_nonzero(pruned)) - count
     if extra > 0:  # ties at the cut: keep the last `extra` of them
         at_cut = flat == cut
-        pruned &= ~(at_cut & (at_cut.cumsum(0) > int(at_cut.sum()) - extra))
+        pruned &= ~(at_cut & (at_cut.cumsum(0) > int(torch.count_nonzero(at_cut)) - extra))
     return pruned
 
 

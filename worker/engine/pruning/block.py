@@ -84,11 +84,10 @@ def block_scores(weight2d: torch.Tensor, block: tuple[int, int], score: str = "m
         row_counts[-1] = rows - (grid_r - 1) * r
         col_counts = torch.full((grid_c,), float(c), device=w.device)
         col_counts[-1] = cols - (grid_c - 1) * c
-        sums = sums / torch.outer(row_counts, col_counts)
-    elif score == "mean_abs":
-        sums = sums / (r * c)
+        sums = sums.div_(torch.outer(row_counts, col_counts))
+    # (with full blocks mean_abs = l1 / (r * c): the normalisation below cancels the constant)
     top = sums.max()
-    return sums / top if top > 0 else sums
+    return sums.div_(top) if top > 0 else sums
 
 
 def expand_blocks(keep_grid: torch.Tensor, block: tuple[int, int], shape2d: tuple[int, int]) -> torch.Tensor:
