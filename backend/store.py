@@ -74,7 +74,8 @@ def list_users(session: Session) -> list[dict[str, Any]]:
 
 
 def revoke_token(session: Session, token_or_prefix: str) -> int:
-    """Revoke a token given in full, or by the prefix shown when it was made (at least 6 characters).
+    """Revoke a token given in full, or by a prefix of at least 6 characters (the stored prefix is the first
+    10; a shorter one matches every active token starting with it, and must match only one).
     Returns how many tokens were revoked (0 if none matched)."""
     now = utcnow()
     by_hash = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token_or_prefix)))
@@ -85,11 +86,13 @@ def revoke_token(session: Session, token_or_prefix: str) -> int:
         return 0
     if len(token_or_prefix) < 6:
         raise StoreError("token", "give the whole token or a prefix of at least 6 characters")
-    tokens = session.scalars(select(ApiToken).where(ApiToken.prefix == token_or_prefix[:10],
+    stored = token_or_prefix[:10]  # beyond the stored 10 characters only the whole token can be checked
+    tokens = session.scalars(select(ApiToken).where(ApiToken.prefix.startswith(stored, autoescape=True),
                                                     ApiToken.revoked_at.is_(None))).all()
-    tokens = [t for t in tokens if t.prefix.startswith(token_or_prefix) or token_or_prefix.startswith(t.prefix)]
+    tokens = [t for t in tokens if t.prefix.startswith(stored)]  # LIKE ignores case on SQLite; tokens do not
     if len(tokens) > 1:
-        raise StoreError("token", f"prefix {token_or_prefix!r} matches {len(tokens)} tokens; give more characters")
+        raise StoreError("token", f"prefix {token_or_prefix!r} matches {len(tokens)} active tokens "
+                                  f"({', '.join(sorted(t.prefix for t in tokens))}); give more characters")
     for t in tokens:
         t.revoked_at = now
     return len(tokens)
@@ -146,11 +149,15 @@ def get_job(session: Session, job_id: int) -> Job | None:
 
 def list_jobs(session: Session, *, status: str | None = None, model: str | None = None, dataset: str | None = None,
               method: str | None = None, schedule: str | None = None, tag: str | None = None,
-              owner: str | None = None, sort: str = "-created_at", limit: int = 50,
+              owner: str | None = None, q: str | None = None, sort: str = "-created_at", limit: int = 50,
               offset: int = 0) -> tuple[list, int]:
     """Jobs matching every given filter (as rows with the job's columns as attributes, plus owner_name),
-    sorted and paged, and how many match in all. Reads only the jobs table (and users for the owner)."""
+    sorted and paged, and how many match in all. `q`: the name contains it, ignoring case.
+    Reads only the jobs table (and users for the owner)."""
     where = [Job.deleted_at.is_(None)]
+    if q:
+        # lower() on both sides (not ILIKE, which SQLite lacks); autoescape: % and _ in q match literally.
+        where.append(func.lower(Job.name).contains(q.lower(), autoescape=True))
     if status:
         statuses = [s for s in status.split(",") if s]
         bad = [s for s in statuses if s not in JOB_STATUSES]

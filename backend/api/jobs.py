@@ -76,11 +76,12 @@ def list_jobs(request: Request, session: DB, user: Reader,
               model: str | None = None, dataset: str | None = None, method: str | None = None,
               schedule: str | None = None, tag: str | None = None,
               owner: str | None = Query(None, description="user name"),
+              q: str | None = Query(None, max_length=200, description="text the run name contains (any case)"),
               sort: str = Query("-created_at", description="created_at, name, best_accuracy, last_sparsity, ...; "
                                                           "prefix - for descending"),
               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> FastJSONResponse:
     filters = {"status": status, "model": model, "dataset": dataset, "method": method, "schedule": schedule,
-               "tag": tag, "owner": owner}
+               "tag": tag, "owner": owner, "q": q}
     for name, value in filters.items():
         check_text("query", name, value)
     check_text("query", "sort", sort)

@@ -1,4 +1,4 @@
-"""/api/compare, /api/catalog, /api/health."""
+"""/api/compare, /api/catalog, /api/me, /api/health."""
 import functools
 from typing import Any
 
@@ -71,6 +71,15 @@ def catalog(user: Reader) -> FastJSONResponse:
     from worker.spec import catalog as build_catalog
 
     return FastJSONResponse(build_catalog())
+
+
+@router.get("/me", summary="Who this request is: name, role, and the server's auth mode")
+def me(request: Request, user: Reader) -> FastJSONResponse:
+    if request.app.state.settings.auth == "off":
+        return FastJSONResponse({"name": None, "role": "admin", "auth": "off"})  # one local user may do anything
+    if user is None:  # public reading without a token
+        return FastJSONResponse({"name": None, "role": "anonymous", "auth": "tokens"})
+    return FastJSONResponse({"name": user.name, "role": user.role, "auth": "tokens"})
 
 
 @router.get("/health", summary="Database reachable, version")

@@ -1,5 +1,6 @@
 """Team mode (PRUNELAB_AUTH=tokens) in the browser: the token is asked for once and kept, 401 and 403 show as
-clear banners, never as a broken page; the runs list filters by owner."""
+clear banners, never as a broken page; the top bar says who is signed in; buttons the server would refuse
+(viewers writing, users changing others' runs) are not shown; the runs list filters by owner."""
 import pytest
 
 from backend import store
@@ -16,6 +17,8 @@ def team_server(tmp_path_factory):
     with session_scope(server.database_url) as session:
         _, server.alice = store.create_user(session, "alice", "user")
         _, server.vera = store.create_user(session, "vera", "viewer")
+        _, server.otto = store.create_user(session, "otto", "user")
+        _, server.ada = store.create_user(session, "ada", "admin")
     with server.api(server.alice) as api:
         response = api.post("/api/jobs", json=SPEC)
         assert response.status_code == 201, response.text
@@ -75,21 +78,91 @@ def test_a_refused_token_is_asked_again(team_server, browser):
     page.context.close()
 
 
-def test_a_viewer_gets_a_403_banner_not_a_broken_page(team_server, browser, artifacts):
+WRITE_BUTTONS = ["#cancel-run", "#retry-run", "#delete-run", "#clone-run"]
+
+
+def test_a_viewer_sees_no_write_buttons(team_server, browser, artifacts):
+    page = page_with_token(browser, team_server.vera)
+    page.goto(f"{team_server.base_url}/#/runs")
+    page.wait_for_selector(f"tr[data-job-id='{team_server.job_id}']")
+    assert page.text_content("#whoami") == "vera · viewer"
+    assert page.text_content("#auth-button") == "Sign out"
+    assert page.query_selector("#new-run-button") is None
+    assert not page.is_visible("[data-nav=new]")
+    assert "viewer" in page.get_attribute("#read-only-note", "title")
+
+    page.goto(f"{team_server.base_url}/#/run/{team_server.job_id}")  # alice's queued run: cancellable by her
+    page.wait_for_selector("#run-head h1")
+    for selector in WRITE_BUTTONS:
+        assert page.query_selector(selector) is None, selector
+    assert "viewer" in page.get_attribute("#read-only-note", "title")
+    assert page.is_visible("#curve") and page.is_visible("#download-csv")  # reading still works
+    page.screenshot(path=str(artifacts / "team-viewer-read-only.png"))
+
+    page.goto(f"{team_server.base_url}/#/new")  # typed by hand: the form shows, submitting is disabled
+    page.wait_for_selector("#submit-run")
+    assert page.is_disabled("#submit-run")
+    assert "viewer" in page.get_attribute("#submit-run", "title")
+    assert not page.errors, page.errors
+    page.context.close()
+
+
+def test_a_refused_write_still_shows_a_403_banner(team_server, browser):
+    # The buttons are gone, but the server decides: a write that gets through is a banner, not a broken page.
     page = page_with_token(browser, team_server.vera)
     page.goto(f"{team_server.base_url}/#/run/{team_server.job_id}")
-    page.click("#cancel-run")
+    page.wait_for_selector("#run-head h1")
+    status = page.evaluate(f"""() => import('/static/js/api.js')
+        .then(m => m.api('/api/jobs/{team_server.job_id}/cancel', {{method: 'POST'}}))
+        .then(() => 200, err => err.status)""")
+    assert status == 403
     banner = page.wait_for_selector("[data-banner='forbidden']")
     assert "403" in banner.text_content() and "viewer" in banner.text_content()
     assert page.is_visible("#curve") and page.is_visible("#run-head h1")
-    page.screenshot(path=str(artifacts / "team-viewer-403.png"))
-
-    page.goto(f"{team_server.base_url}/#/new")
-    page.wait_for_selector("#submit-run")
-    page.click("#submit-run")
-    assert "viewer" in page.wait_for_selector("#form-error:not([hidden])").text_content()
     assert not page.errors, page.errors
     page.context.close()
+
+
+@pytest.mark.parametrize("who, sees_changes", [("alice", True), ("otto", False), ("ada", True)])
+def test_only_the_owner_or_an_admin_sees_cancel_and_delete(team_server, browser, who, sees_changes):
+    page = page_with_token(browser, getattr(team_server, who))
+    page.goto(f"{team_server.base_url}/#/run/{team_server.job_id}")
+    page.wait_for_selector("#clone-run")  # every user may start runs
+    role = "admin" if who == "ada" else "user"
+    assert page.text_content("#whoami") == f"{who} · {role}"
+    assert (page.query_selector("#cancel-run") is not None) == sees_changes
+    assert (page.query_selector("#delete-run") is not None) == sees_changes
+    if not sees_changes:
+        assert "belongs to alice" in page.get_attribute("#read-only-note", "title")
+    page.goto(f"{team_server.base_url}/#/runs")
+    page.wait_for_selector("#new-run-button")
+    assert not page.errors, page.errors
+    page.context.close()
+
+
+def test_anonymous_reader_sees_no_write_buttons(tmp_path_factory, browser):
+    server = start_server(tmp_path_factory.mktemp("serve-public"), worker=False,
+                          env={"PRUNELAB_AUTH": "tokens", "PRUNELAB_PUBLIC_READ": "true"})
+    try:
+        with session_scope(server.database_url) as session:
+            _, alice = store.create_user(session, "alice", "user")
+        with server.api(alice) as api:
+            job_id = api.post("/api/jobs", json=SPEC).json()["id"]
+        page = page_with_token(browser, None)
+        page.goto(f"{server.base_url}/#/run/{job_id}")
+        page.wait_for_selector("#run-head h1")
+        assert page.text_content("#whoami") == "not signed in"
+        assert page.text_content("#auth-button") == "Sign in"
+        assert page.query_selector("#token-dialog[open]") is None  # reading needs no token here
+        for selector in WRITE_BUTTONS:
+            assert page.query_selector(selector) is None, selector
+        page.goto(f"{server.base_url}/#/runs")
+        page.wait_for_selector(f"tr[data-job-id='{job_id}']")
+        assert page.query_selector("#new-run-button") is None and not page.is_visible("[data-nav=new]")
+        assert not page.errors, page.errors
+        page.context.close()
+    finally:
+        stop_server(server)
 
 
 def test_runs_list_filters_by_owner(team_server, browser):

@@ -333,3 +333,25 @@ def test_list_cache_never_serves_a_stale_page(client, spec_dict, db_url):
     assert client.get("/api/jobs").json()["total"] == 2
     client.delete(f"/api/jobs/{other}")
     assert [j["id"] for j in client.get("/api/jobs").json()["items"]] == [job_id]
+
+
+def test_search_by_name(client, spec_dict):
+    submit(client, spec_dict(name="LeNet-block-2x2"))
+    submit(client, spec_dict(name="lenet magnitude", method={"kind": "magnitude"}))
+    submit(client, spec_dict(name="vgg-channel"))
+    submit(client, spec_dict(name="100%_sparse"))
+
+    def names(q, **params):  # a set: name order depends on the database's collation
+        body = client.get("/api/jobs", params={"q": q, **params}).json()
+        assert body["total"] == len(body["items"])
+        return {j["name"] for j in body["items"]}
+
+    assert names("lenet") == {"LeNet-block-2x2", "lenet magnitude"}  # substring, any case
+    assert names("BLOCK") == {"LeNet-block-2x2"}
+    assert names("NeT", method="magnitude") == {"lenet magnitude"}  # combines with the other filters
+    assert names("%") == {"100%_sparse"}  # LIKE wildcards match literally
+    assert names("_") == {"100%_sparse"}
+    assert names("resnet") == set()
+    assert len(names("")) == 4  # empty: no filter
+    bad = client.get("/api/jobs", params={"q": "a\x00b"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "q"]

@@ -1,8 +1,10 @@
 """Tokens mode (PRUNELAB_AUTH=tokens): 401 without a valid token, 403 for viewers and non-owners,
 revoked tokens refused, a per-user limit on queued jobs. (The full matrix is tests/team.)"""
 import pytest
+from sqlalchemy import select
 
 from backend import store
+from backend.models import ApiToken, User
 from backend.auth import hash_token, new_token
 from backend.db import session_scope
 
@@ -26,9 +28,6 @@ def test_tokens_are_random_and_only_hashes_stored(db_url, users):
         assert listed["vic"]["role"] == "viewer" and listed["uma"]["active_tokens"] == 1
         assert store.user_for_token(s, users["uma"]).name == "uma"
         assert store.user_for_token(s, users["uma"] + "x") is None
-        from sqlalchemy import select
-
-        from backend.models import ApiToken
         hashes = set(s.scalars(select(ApiToken.token_hash)))
     assert hash_token(users["uma"]) in hashes and users["uma"] not in hashes
     with session_scope(db_url) as s, pytest.raises(store.StoreError, match="allowed: admin, user, viewer"):
@@ -87,3 +86,49 @@ def test_per_user_queue_limit(make_client, users, spec_dict):
     r = client.post("/api/jobs", json=spec_dict(), headers=bearer(users["uma"]))
     assert r.status_code == 429 and "queued or running" in r.json()["detail"]
     assert client.post("/api/jobs", json=spec_dict(), headers=bearer(users["otto"])).status_code == 201
+
+
+def test_revoke_by_short_prefix(db_url, users):
+    with session_scope(db_url) as s:
+        uma = s.scalar(select(User).where(User.name == "uma"))
+        second = store.add_token(s, uma)
+    with session_scope(db_url) as s, pytest.raises(store.StoreError, match="at least 6 characters"):
+        store.revoke_token(s, "pl_a")  # "pl_" starts every token
+    # the shortest prefix (at least 6 characters) that tells this token apart from every other one
+    others = [*users.values(), second]
+    target = users["vic"]
+    length = next(n for n in range(6, 11) if not any(t != target and t.startswith(target[:n]) for t in others))
+    with session_scope(db_url) as s:
+        assert store.revoke_token(s, target[:length]) == 1
+        assert store.user_for_token(s, target) is None
+        assert store.user_for_token(s, second) is not None  # nothing else revoked
+        assert store.revoke_token(s, target[:length]) == 0  # already revoked: no active match
+        assert store.revoke_token(s, "pl_~~~~") == 0  # matches nothing ("~" is never in a token)
+
+
+def test_short_prefix_matching_two_tokens_is_refused(db_url, users):
+    with session_scope(db_url) as s:
+        uma = s.scalar(select(User).where(User.name == "uma"))
+        for _ in range(2):
+            store.add_token(s, uma)
+        rows = s.scalars(select(ApiToken).where(ApiToken.user_id == uma.id)).all()
+        # Give two tokens the same first 8 characters (their stored prefixes differ after that).
+        rows[0].prefix, rows[1].prefix = "pl_SAME1a", "pl_SAME1b"
+    with session_scope(db_url) as s:
+        with pytest.raises(store.StoreError, match=r"'pl_SAME1' matches 2 active tokens \(pl_SAME1a, pl_SAME1b\)"):
+            store.revoke_token(s, "pl_SAME1")
+        assert store.revoke_token(s, "pl_SAME1b") == 1
+        assert store.revoke_token(s, "pl_SAME1") == 1  # only one active token left with that start
+
+
+def test_me(make_client, users):
+    assert make_client().get("/api/me").json() == {"name": None, "role": "admin", "auth": "off"}
+    client = make_client(auth="tokens")
+    assert client.get("/api/me").status_code == 401
+    assert client.get("/api/me", headers=bearer("pl_never-issued")).status_code == 401
+    for name, role in (("ada", "admin"), ("uma", "user"), ("vic", "viewer")):
+        assert client.get("/api/me", headers=bearer(users[name])).json() == {"name": name, "role": role,
+                                                                             "auth": "tokens"}
+    public = make_client(auth="tokens", public_read=True)
+    assert public.get("/api/me").json() == {"name": None, "role": "anonymous", "auth": "tokens"}
+    assert public.get("/api/me", headers=bearer("pl_never-issued")).status_code == 401

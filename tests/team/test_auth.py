@@ -93,6 +93,7 @@ def read_requests(job_id: int) -> dict[str, tuple[str, str]]:
         "mask": ("GET", f"/api/jobs/{job_id}/layers/fc1/mask?step=0"),
         "compare": ("GET", f"/api/compare?ids={job_id}"),
         "catalog": ("GET", "/api/catalog"),
+        "me": ("GET", "/api/me"),
         "events": ("GET", f"/api/events?job_id={job_id}&max_seconds=0.2"),
         "export_csv": ("GET", f"/api/jobs/{job_id}/export.csv"),
         "export_json": ("GET", f"/api/jobs/{job_id}/export.json"),
@@ -123,6 +124,21 @@ def test_read_responses_carry_data(team):
     mine = client.get("/api/jobs?owner=owner", headers=headers).json()
     assert team.finished_job in [j["id"] for j in mine["items"]]
     assert client.get("/api/jobs?owner=other", headers=headers).json()["total"] == 0
+
+
+@pytest.mark.parametrize("public_read", [False, True], ids=["private", "public_read"])
+def test_me_says_who_and_what_role(team, public_read):
+    client = team.client(public_read=public_read)
+    got = {actor: client.get("/api/me", headers=team.headers(actor)) for actor in ACTORS}
+    for actor, role in ROLES.items():
+        assert got[actor].json() == {"name": actor, "role": role, "auth": "tokens"}
+    assert got["bad_token"].status_code == 401
+    if public_read:
+        assert got["anonymous"].json() == {"name": None, "role": "anonymous", "auth": "tokens"}
+    else:
+        assert got["anonymous"].status_code == 401 and "token" in got["anonymous"].json()["detail"]
+    embedded = team.client(auth="off")
+    assert embedded.get("/api/me").json() == {"name": None, "role": "admin", "auth": "off"}
 
 
 def test_health_needs_no_token(team):

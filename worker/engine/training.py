@@ -6,7 +6,6 @@ test set. Raw logits go into CrossEntropyLoss (no softmax before it) and gradien
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -183,7 +182,3 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, pruner: Any = N
         best_epoch = cfg.epochs
     model.eval()
     return TrainResult(best_acc, best_epoch, cfg.epochs, time.perf_counter() - started, epoch_loss, snapshots)
-
-
-def clone_model(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model)

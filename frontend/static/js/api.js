@@ -149,3 +149,44 @@ export function getCatalog() {
   catalogPromise ??= api('/api/catalog').catch(err => { catalogPromise = null; throw err; });
   return catalogPromise;
 }
+
+// ---------------------------------------------------------------- who is signed in
+
+// {name, role, auth} from /api/me, asked once per token. A reader whose token was refused (and who declined
+// to give another) counts as anonymous: the page still shows what it may read.
+let mePromise = null;
+const meListeners = new Set();
+
+export function getMe() {
+  mePromise ??= api('/api/me').catch(err => {
+    if (err.name === 'AbortError' || err.status !== 401) { mePromise = null; throw err; }
+    return { name: null, role: 'anonymous', auth: 'tokens' };
+  });
+  return mePromise;
+}
+
+// fn(me) now and whenever the token changes.
+export function onMe(fn) {
+  meListeners.add(fn);
+  getMe().then(fn, () => {});
+}
+
+onAuthChange(() => {
+  mePromise = null;
+  getMe().then(me => meListeners.forEach(fn => fn(me)), () => {});
+});
+
+// What the server will allow (it checks again; this only spares the user buttons that would answer 403).
+export function canWrite(me) {
+  return me?.role === 'admin' || me?.role === 'user';
+}
+
+export function canModify(me, job) {
+  return me?.role === 'admin' || (me?.role === 'user' && job.owner === me.name);
+}
+
+export function readOnlyReason(me) {
+  if (me?.role === 'viewer') return `${me.name} is a viewer and may only read`;
+  if (me?.role === 'anonymous') return 'reading without a token: sign in to start or change runs';
+  return '';
+}

@@ -1,5 +1,5 @@
 // The router (hash routes: #/runs, #/run/12, #/compare?ids=1,2, #/new) and the top bar.
-import { api, askToken, getToken, onAuthChange, onLoading, setToken } from './api.js';
+import { askToken, canWrite, getMe, getToken, onAuthChange, onLoading, onMe, readOnlyReason, setToken } from './api.js';
 import { onLiveState, startLive } from './live.js';
 import { loadPlotly } from './charts.js';
 import { parseHash } from './route.js';
@@ -75,8 +75,20 @@ function setupTopbar() {
   });
   onAuthChange(showAuth);
   showAuth();
-  // The sign-in button only matters on team servers.
-  api('/api/health').then(health => { authButton.hidden = health.auth === 'off'; }).catch(() => { authButton.hidden = false; });
+
+  // Who is signed in, beside the button; both only matter on team servers. Readers cannot start runs.
+  const whoami = document.getElementById('whoami');
+  const newRunLink = document.querySelector('[data-nav=new]');
+  onMe(me => {
+    const team = me.auth !== 'off';
+    authButton.hidden = !team;
+    whoami.hidden = !team;
+    whoami.dataset.role = me.role;
+    whoami.textContent = me.name ? `${me.name} · ${me.role}` : 'not signed in';
+    whoami.title = me.name ? `signed in as ${me.name} (${me.role})` : readOnlyReason(me);
+    newRunLink.hidden = !canWrite(me);
+  });
+  getMe().catch(() => { authButton.hidden = false; });  // server not answering: signing in may still help
 }
 
 setupTopbar();

@@ -1,7 +1,7 @@
 // #/new: the job form, built from /api/catalog. Defaults filled in, parameters follow the chosen method and
 // schedule, presets for the seed experiments, ?from=ID clones a run. The API validates: its 422 is shown
 // next to the field its `loc` names.
-import { api, ApiError, getCatalog } from '../api.js';
+import { api, ApiError, canWrite, getCatalog, getMe, readOnlyReason } from '../api.js';
 import { clear, fill, h, pct } from '../ui.js';
 
 // Discriminator tags pydantic may put into an error location.
@@ -92,7 +92,7 @@ function defaultsOf(params) {
 
 export async function render(root, params, { signal }) {
   root.append(h('p', { class: 'muted' }, 'Loading the catalog…'));
-  const catalog = await getCatalog();
+  const [catalog, me] = await Promise.all([getCatalog(), getMe().catch(() => null)]);
   let source = null;
   if (params.from) source = await api(`/api/jobs/${Number(params.from)}`, { signal });
   if (signal.aborted) return null;
@@ -331,10 +331,16 @@ export async function render(root, params, { signal }) {
       if (err instanceof ApiError && err.status === 422) showErrors(err.body?.detail ?? err.message);
       else { formError.textContent = `Not submitted: ${err.message}`; formError.hidden = false; }
     } finally {
-      submitButton.disabled = false;
+      submitButton.disabled = !mayWrite;
       submitButton.textContent = 'Start run';
     }
   });
+
+  // Readers may look at the form (and its spec as JSON) but not submit it.
+  const mayWrite = !me || canWrite(me);
+  const readOnly = mayWrite ? null : h('span', { class: 'muted read-only-note', id: 'read-only-note' },
+    `Read only: ${readOnlyReason(me)}.`);
+  if (!mayWrite) { submitButton.disabled = true; submitButton.title = readOnlyReason(me); }
 
   form.append(
     h('div', { class: 'form-grid' },
@@ -344,7 +350,7 @@ export async function render(root, params, { signal }) {
       h('fieldset', { class: 'card' }, h('legend', {}, 'Baseline training'), trainBox,
         h('h3', { class: 'subhead' }, 'Measurement'), measureBox)),
     formError,
-    h('div', { class: 'submit-bar' }, submitButton,
+    h('div', { class: 'submit-bar' }, submitButton, readOnly,
       h('button', { type: 'button', class: 'secondary', onclick: () => { chosenPreset = ''; spec = defaultSpec(); clearErrors(); drawAll(); } }, 'Reset to defaults'),
       h('details', { class: 'spec-details' }, h('summary', {}, 'Spec as JSON'), preview)));
   drawAll();

@@ -1,7 +1,7 @@
 // #/run/ID: one run, live while it runs. Status and progress, the sparsity-accuracy curve growing step by
 // step, per-layer sparsity, dense vs realised size / FLOPs / latency, and the block-mask heatmap of any
 // pruned layer with a slider over the steps. Cancel, retry, delete, clone, downloads.
-import { api, ApiError, download } from '../api.js';
+import { api, ApiError, canModify, canWrite, download, getMe, readOnlyReason } from '../api.js';
 import { axis, baseLayout, draw, loadPlotly, purge } from '../charts.js';
 import { poller, subscribe } from '../live.js';
 import { loadSelection } from './runs.js';
@@ -15,8 +15,9 @@ const ACTIVE = new Set(['queued', 'running']);
 export async function render(root, { id }, { signal }) {
   loadPlotly().catch(() => {}); // in parallel with the data
   let job;
+  let me;
   try {
-    job = await api(`/api/jobs/${id}`, { signal });
+    [me, job] = await Promise.all([getMe().catch(() => null), api(`/api/jobs/${id}`, { signal })]);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
       root.append(h('section', { class: 'panel' }, h('h1', {}, `Run #${id} not found`),
@@ -104,8 +105,19 @@ export async function render(root, { id }, { signal }) {
     return box;
   }
 
+  // Buttons the server would refuse are not shown: readers may not write, only the owner or an admin may
+  // change a run.
+  function lockedNote() {
+    if (canModify(me, job)) return null;
+    const why = canWrite(me) ? `this run belongs to ${job.owner || 'nobody'}; only its owner or an admin may change it`
+      : readOnlyReason(me);
+    return h('span', { class: 'muted read-only-note', id: 'read-only-note', title: why },
+      canWrite(me) ? `owned by ${job.owner || 'nobody'}` : 'read only');
+  }
+
   function drawHeader() {
     const active = ACTIVE.has(job.status);
+    const mayChange = canModify(me, job);
     document.title = `${job.name} #${job.id} (${job.status}) · PruneLab`;
     const spec = job.spec || {};
     const seconds = runTime(job);
@@ -114,13 +126,14 @@ export async function render(root, { id }, { signal }) {
         h('a', { href: '#/runs', class: 'back' }, '← Runs'),
         h('h1', {}, job.name), h('span', { class: 'muted' }, `#${job.id}`), statusBadge(job.status),
         h('div', { class: 'spacer' }),
-        active ? actionButton('Cancel', async () => { job = await api(`/api/jobs/${job.id}/cancel`, { method: 'POST', signal }); drawHeader(); }, { id: 'cancel-run' }) : null,
-        job.status === 'failed' || job.status === 'cancelled'
+        lockedNote(),
+        active && mayChange ? actionButton('Cancel', async () => { job = await api(`/api/jobs/${job.id}/cancel`, { method: 'POST', signal }); drawHeader(); }, { id: 'cancel-run' }) : null,
+        mayChange && (job.status === 'failed' || job.status === 'cancelled')
           ? actionButton('Retry', async () => { job = await api(`/api/jobs/${job.id}/retry`, { method: 'POST', signal }); drawHeader(); poll.hurry(); }, { id: 'retry-run' }) : null,
-        h('a', { class: 'button secondary', href: `#/new?from=${job.id}`, title: 'a new run with this spec, to change and submit' }, 'Clone'),
+        canWrite(me) ? h('a', { class: 'button secondary', id: 'clone-run', href: `#/new?from=${job.id}`, title: 'a new run with this spec, to change and submit' }, 'Clone') : null,
         h('a', { class: 'button secondary', id: 'compare-with', title: 'compare with the runs selected in the list',
           href: `#/compare?ids=${[...new Set([...loadSelection(), job.id])].sort((a, b) => a - b).join(',')}` }, 'Compare'),
-        deleteButton()),
+        mayChange ? deleteButton() : null),
       h('div', { class: 'run-progress' }, progressBar(job),
         h('span', { class: 'small muted', id: 'run-message' }, job.message || '')),
       h('div', { class: 'run-meta small' },

@@ -1,11 +1,11 @@
 // #/runs: every run with its live progress, filters in the URL, tags, and a selection to compare.
-import { api, getCatalog } from '../api.js';
+import { api, canWrite, getCatalog, getMe, readOnlyReason } from '../api.js';
 import { poller, subscribe } from '../live.js';
 import { queryString, replaceQuery } from '../route.js';
 import { ago, clear, fill, dash, errorBox, h, methodChip, methodSummary, pct, progressBar, statusBadge, times } from '../ui.js';
 
 const PAGE_SIZE = 100;
-const FILTERS = ['status', 'model', 'dataset', 'method', 'tag', 'owner'];
+const FILTERS = ['q', 'status', 'model', 'dataset', 'method', 'tag', 'owner'];
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const SELECTION_KEY = 'prunelab.selection';
 const SORTABLE = { id: 'id', name: 'name', status: 'status', sparsity: 'last_sparsity', best: 'best_accuracy', created: 'created_at' };
@@ -20,6 +20,8 @@ function saveSelection(selection) {
 
 export async function render(root, params, { signal }) {
   const query = new URLSearchParams(params);
+  const me = await getMe().catch(() => null);
+  if (signal.aborted) return null;
   const selection = loadSelection();
   let jobs = [];
   let total = 0;
@@ -32,13 +34,21 @@ export async function render(root, params, { signal }) {
     selection.clear(); saveSelection(selection); drawTable();
   } }, 'clear selection');
   const filterForm = h('form', { class: 'filters', id: 'filters', onsubmit: e => e.preventDefault() });
+  // Outside the form: redrawing the filters (when the catalog arrives) must not take focus from it.
+  let searchTimer = null;
+  const searchBox = h('input', { type: 'search', id: 'run-search', name: 'q', placeholder: 'Search run names',
+    'aria-label': 'search run names', value: query.get('q') || '', autocomplete: 'off', oninput: () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => setFilter('q', searchBox.value.trim()), 250);
+    } });
   const tableBox = h('div', { class: 'table-box' }, h('p', { class: 'muted pad' }, 'Loading runs…'));
   const pager = h('div', { class: 'pager' });
 
   root.append(
     h('section', { class: 'page-head' },
-      h('h1', {}, 'Runs'), count, h('div', { class: 'spacer' }), clearSelection, compareButton,
-      h('a', { class: 'button', href: '#/new' }, '+ New run')),
+      h('h1', {}, 'Runs'), count, searchBox, h('div', { class: 'spacer' }), clearSelection, compareButton,
+      canWrite(me) ? h('a', { class: 'button', href: '#/new', id: 'new-run-button' }, '+ New run')
+        : h('span', { class: 'muted read-only-note', id: 'read-only-note', title: readOnlyReason(me) }, 'read only')),
     filterForm, tableBox, pager);
 
   function updateSelectionUi() {
@@ -78,7 +88,8 @@ export async function render(root, params, { signal }) {
       textFilter('tag', 'tag'),
       textFilter('owner', 'owner'),
       FILTERS.some(f => query.get(f)) ? h('button', { type: 'button', class: 'link-button', onclick: () => {
-        FILTERS.forEach(f => query.delete(f)); query.delete('offset'); replaceQuery(query); drawFilters(catalog); refresh(true);
+        FILTERS.forEach(f => query.delete(f)); query.delete('offset'); replaceQuery(query); searchBox.value = '';
+        drawFilters(catalog); refresh(true);
       } }, 'clear filters') : null);
   }
 
@@ -164,9 +175,10 @@ export async function render(root, params, { signal }) {
   // ------------------------------------------------------------ data
 
   let fetching = null;
+  let again = false;
   let loaded = false;
   async function refresh(showLoading = false) {
-    if (fetching) return fetching; // never two list requests at once
+    if (fetching) { again ||= showLoading; return fetching; } // never two list requests at once
     if (showLoading) tableBox.classList.add('stale');
     const request = new URLSearchParams();
     FILTERS.forEach(f => query.get(f) && request.set(f, query.get(f)));
@@ -184,7 +196,10 @@ export async function render(root, params, { signal }) {
         if (err.name !== 'AbortError') fill(tableBox, errorBox(err));
         return false;
       })
-      .finally(() => { fetching = null; tableBox.classList.remove('stale'); });
+      .finally(() => {
+        fetching = null; tableBox.classList.remove('stale');
+        if (again && !signal.aborted) { again = false; refresh(true); }  // the filters changed meanwhile
+      });
     return fetching;
   }
 
@@ -192,6 +207,7 @@ export async function render(root, params, { signal }) {
     const status = query.get('status');
     if (status && !status.split(',').includes(job.status)) return false;
     for (const key of ['model', 'dataset', 'method', 'owner']) if (query.get(key) && job[key] !== query.get(key)) return false;
+    if (query.get('q') && !job.name.toLowerCase().includes(query.get('q').toLowerCase())) return false;
     return !query.get('tag') || (job.tags || []).includes(query.get('tag'));
   }
 
@@ -212,5 +228,5 @@ export async function render(root, params, { signal }) {
   getCatalog().then(drawFilters).catch(() => {});
   await refresh();
 
-  return () => { unsubscribe(); poll.stop(); clearTimeout(refetchTimer); };
+  return () => { unsubscribe(); poll.stop(); clearTimeout(refetchTimer); clearTimeout(searchTimer); };
 }
