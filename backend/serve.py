@@ -204,27 +204,45 @@ def requeue_unfinished(settings: Settings) -> int:
     return len(jobs)
 
 
-def queue_examples(settings: Settings) -> list[int]:
-    """Queue the digits presets (worker/presets.py) so a new user sees curves within a minute."""
+def quick_presets() -> list[dict]:
+    """The presets marked quick (LeNet-300-100 on digits): curves within a minute on a laptop CPU."""
+    from worker.presets import PRESETS
+
+    return [p for p in PRESETS if p.get("quick") and p["spec"]["dataset"] == "digits"]
+
+
+def queue_examples(settings: Settings) -> list[tuple[int, str]]:
+    """Queue the quick presets; returns (job id, preset name) in queue order. The slower presets (VGG,
+    ResNet-18) are left to the New run form, where they are one click away."""
     from backend import store
     from backend.db import session_scope
     from worker.celery_app import enqueue_job
-    from worker.presets import PRESETS
     from worker.spec import parse_spec
 
-    ids = []
-    for preset in PRESETS:
+    queued = []
+    for preset in quick_presets():
         spec = parse_spec(preset["spec"])
-        if spec.dataset != "digits":
-            continue
         with session_scope(settings.database_url) as session:
             job = store.create_job(session, spec)
             job_id, queue = job.id, job.queue
         task_id = enqueue_job(job_id, queue, settings)
         with session_scope(settings.database_url) as session:
             store.set_task_id(session, job_id, task_id)
-        ids.append(job_id)
-    return ids
+        queued.append((job_id, preset["name"]))
+    return queued
+
+
+def examples_message(queued: list[tuple[int, str]], base_url: str) -> str:
+    from worker.presets import PRESETS
+
+    quick = {p["name"] for p in quick_presets()}
+    lines = [f"PruneLab: queued {len(queued)} quick example job(s) (LeNet-300-100 on digits, curves within a minute):"]
+    lines += [f"  #{job_id} {name}  {base_url}/#/run/{job_id}" for job_id, name in queued]
+    others = [p["name"] for p in PRESETS if p["name"] not in quick]
+    if others:
+        lines.append(f"PruneLab: the {len(others)} slower presets (minutes each on a CPU) are one click away in the "
+                     f"New run form's preset menu, e.g. {base_url}/#/new?preset={others[0]}: {', '.join(others)}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- serve
@@ -260,6 +278,7 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
     # (uvicorn installs its own handlers while it runs, then restores these and calls them.)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     supervisor = None
+    base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     try:
         if with_worker:
             if is_sqlalchemy_broker(settings.broker_url):
@@ -271,13 +290,11 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
             supervisor = WorkerSupervisor(settings, list(QUEUES))
             supervisor.start()
         if example:
-            ids = queue_examples(settings)
-            print(f"PruneLab: queued {len(ids)} example job(s) on the digits dataset", flush=True)
+            print(examples_message(queue_examples(settings), base_url), flush=True)
         if settings.auth == "off" and host not in ("127.0.0.1", "localhost", "::1"):
             print(f"PruneLab: warning: listening on {host} with PRUNELAB_AUTH=off: anyone who can reach this "
                   "port can submit and delete jobs", file=sys.stderr, flush=True)
-        shown_host = f"[{host}]" if ":" in host else host
-        print(f"PruneLab: open http://{shown_host}:{port}/ in your browser (Ctrl-C stops the server"
+        print(f"PruneLab: open {base_url}/ in your browser (Ctrl-C stops the server"
               f"{' and its worker' if supervisor else ''})", flush=True)
         config = uvicorn.Config("backend.api:create_app", factory=True, host=host, port=port, log_level="info")
         uvicorn.Server(config).run()

@@ -24,6 +24,7 @@ PRESETS: list[dict] = [
     # The spec, exactly (examples/lenet-digits-block2.yaml).
     {
         "name": "lenet-digits-block2",
+        "quick": True,
         "label": "LeNet-300-100, 2x2 blocks, iterative 20 % per round (seed 000)",
         "spec": {
             "name": "lenet-digits-block2",
@@ -35,12 +36,12 @@ PRESETS: list[dict] = [
             "seed": 0,
         },
     },
-    *[_preset(f"lenet-digits-block{n}-16rounds",
+    *[{**_preset(f"lenet-digits-block{n}-16rounds",
               f"LeNet-300-100, {n}x{n} blocks, 16 rounds, fc3 at 10 % per round (seeds 000/004)",
               "lenet300_100", _LENET_TRAIN,
               {"kind": "block", "block_size": n, "score": "mean_abs"},
               {"kind": "iterative", "rate": 0.2, "layer_rates": {"fc3": 0.1}, "rounds": 16, "finetune_epochs": 1},
-              ["seed-000", "lenet", "block"]) for n in (2, 4, 6)],
+              ["seed-000", "lenet", "block"]), "quick": True} for n in (2, 4, 6)],
     _preset("vgg-digits-finegrained", "VGG (8 conv), fine-grained per-layer sparsities of seed 001",
             "vgg", _CONV_TRAIN, {"kind": "magnitude", "scope": "layer", "layer_sparsity": _VGG_FINE_GRAINED},
             {"kind": "oneshot", "sparsities": [0.0], "finetune_epochs": 1},

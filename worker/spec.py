@@ -201,12 +201,8 @@ class JobSpec(_Strict):
         if unknown:
             field, name = unknown[0]
             raise SpecError(field, f"unknown layer {name!r} for model {self.model}; allowed: {', '.join(known)}")
-        if self.schedule.after == "rewind":
-            if self.method.kind in ("channel", "group_lasso"):
-                raise SpecError("schedule.after", "rewind needs a mask-based method (block, magnitude): "
-                                "channel removal changes the shapes; allowed here: finetune, none")
-            if self.schedule.rewind_epoch > self.train.epochs:
-                raise SpecError("schedule.rewind_epoch", f"must be at most train.epochs ({self.train.epochs})")
+        if self.schedule.after == "rewind" and self.schedule.rewind_epoch > self.train.epochs:
+            raise SpecError("schedule.rewind_epoch", f"must be at most train.epochs ({self.train.epochs})")
         return self
 
     def pruned_layers(self) -> list[str]:
@@ -266,7 +262,7 @@ def parse_spec(data: Any) -> JobSpec:
         cause = err.get("ctx", {}).get("error")
         if isinstance(cause, SpecError):
             raise cause from None
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         allowed = _allowed_range(err["loc"]) if "than" in err["type"] else ""
         if allowed:
             message += f" (allowed: {allowed})"

@@ -85,8 +85,6 @@ def test_unknown_layer_names_the_field_and_the_layers(where, field):
     assert err.field == field and "'conv9'" in str(err) and "fc1, fc2, fc3" in str(err)
 
 
-def test_rewind_needs_a_mask_method_and_an_existing_epoch():
-    err = _bad(lambda s: s.update(method={"kind": "channel"}, schedule={"kind": "oneshot", "after": "rewind"}))
-    assert err.field == "schedule.after"
+def test_rewind_needs_an_existing_epoch():
     err = _bad(lambda s: s["schedule"].update(after="rewind", rewind_epoch=21))
     assert err.field == "schedule.rewind_epoch" and "20" in str(err)

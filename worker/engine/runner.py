@@ -10,8 +10,8 @@ After pruning (schedule.after)
 - finetune: train finetune_epochs from the pruned weights (lr = finetune_lr or train.lr), masks held.
 - rewind (weight rewinding, Renda et al.; lottery tickets when rewind_epoch = 0): every weight of the
   network is reset to its value after `rewind_epoch` epochs of the baseline training, the masks are applied
-  again (pruned weights zero), and the survivors are retrained for finetune_epochs. Mask-based methods only
-  (block, magnitude): channel pruning changes the shapes, so there is no early-epoch tensor to rewind to.
+  again (pruned weights zero), and the survivors are retrained for finetune_epochs. After channel removal the
+  early weights are cut down to the surviving channels (pruner.rewind).
 - none: measured right after pruning.
 Fine-tuning and rewinding keep the weights with the best validation accuracy (the pruned weights count).
 
@@ -189,16 +189,22 @@ def _checkpoint(out_dir: Path, k: int) -> Path:
     return out_dir / "checkpoints" / f"step_{k}.pt"
 
 
-def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, spec: JobSpec, splits: Splits, step: dict,
-                     reference: dict) -> None:
-    state = model.state_dict()
-    reshaped = any(k not in reference or reference[k].shape != v.shape for k, v in state.items())
+def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, spec: JobSpec, splits: Splits, step: dict) -> None:
+    # Only tensors and plain data, so every reader can use torch.load(weights_only=True). A physically
+    # smaller model (channel removal) is rebuilt from build_model + pruner.restructure(): see load_checkpoint.
     summary = {k: v for k, v in step.items() if k != "layers"}
-    # The whole module is pickled only when pruning changed its shapes (channel removal); otherwise the
-    # state_dict loads into build_model(spec.model, ...).
-    atomic_save({"state_dict": state, "model": model if reshaped else None, "pruner": pruner.state_dict(),
+    atomic_save({"state_dict": model.state_dict(), "pruner": pruner.state_dict(),
                  "spec": spec.model_dump(mode="json"), "in_shape": list(splits.shape),
                  "num_classes": splits.num_classes, "step": summary}, path)
+
+
+def _restore(ckpt: dict, model: nn.Module, pruner: Any) -> nn.Module:
+    """Load a step checkpoint into a freshly built model and its pruner; returns the (restructured) model."""
+    pruner.load_state_dict(ckpt["pruner"])
+    model = pruner.restructure(model)
+    model.load_state_dict(ckpt["state_dict"])
+    pruner.apply_masks(model)
+    return model
 
 
 def cpu_threads(spec: JobSpec, device: torch.device) -> int:
@@ -262,12 +268,8 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
         model = baseline_model()
         pruner = make_pruner(spec, model, splits.shape)
         if completed_steps > 0:
-            ckpt = torch.load(_checkpoint(out_dir, completed_steps - 1), map_location=device, weights_only=False)
-            if ckpt["model"] is not None:
-                model = ckpt["model"].to(device)
-            else:
-                model.load_state_dict(ckpt["state_dict"])
-            pruner.load_state_dict(ckpt["pruner"])
+            ckpt = torch.load(_checkpoint(out_dir, completed_steps - 1), map_location=device, weights_only=True)
+            model = _restore(ckpt, model, pruner)
             accuracy_in = ckpt["step"]["accuracy"]
 
     steps: list[dict] = []
@@ -297,8 +299,7 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
         accuracy_before, loss = evaluate(model, splits.test)
         if sched.after != "none" and sched.finetune_epochs > 0:
             if sched.after == "rewind":
-                model.load_state_dict(snapshots[sched.rewind_epoch])
-                pruner.apply_masks(model)
+                pruner.rewind(model, snapshots[sched.rewind_epoch])
             start = done_units[0]
             tuned = train(model, splits, finetune_cfg, pruner=pruner, reporter=reporter, seed=spec.seed + k + 1,
                   label=f"{label}: {'retraining' if sched.after == 'rewind' else 'fine-tuning'}",
@@ -320,7 +321,7 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
                 "val_accuracy": val_accuracy, "loss": loss, **measured,
                 "seconds": 0.0, "checkpoint": f"checkpoints/{_checkpoint(out_dir, k).name}", "layers": layers}
         step["seconds"] = time.perf_counter() - step_started
-        _save_checkpoint(_checkpoint(out_dir, k), model, pruner, spec, splits, step, best_state)
+        _save_checkpoint(_checkpoint(out_dir, k), model, pruner, spec, splits, step)
         progress.advance(step_units, f"{label} done: sparsity {step['sparsity']:.3f}, accuracy {accuracy:.4f}")
         reporter.on_step(step)
         steps.append(step)
@@ -332,10 +333,11 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
 
 
 def load_checkpoint_model(path: Path, map_location: str = "cpu") -> nn.Module:
-    """The model stored in a step checkpoint (for users and tests)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if ckpt["model"] is not None:
-        return ckpt["model"]
-    model = build_model(ckpt["spec"]["model"], tuple(ckpt["in_shape"]), ckpt["num_classes"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model
+    """The model stored in a step checkpoint (for users and tests); reads with weights_only=True."""
+    from worker.engine.pruning import make_pruner
+
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    spec = JobSpec.model_validate(ckpt["spec"])
+    in_shape = tuple(ckpt["in_shape"])
+    model = build_model(spec.model, in_shape, ckpt["num_classes"]).to(map_location)
+    return _restore(ckpt, model, make_pruner(spec, model, in_shape))
