@@ -184,23 +184,36 @@ class WorkerSupervisor:
 
 def requeue_unfinished(settings: Settings) -> int:
     """Embedded mode: empty the broker's queues and enqueue every queued or running job again, oldest
-    first. The database is the truth; a running job resumes after its last stored step."""
+    first. The database is the truth; a running job resumes after its last stored step.
+
+    Call it only while no worker consumes (before starting one): kombu's SQLAlchemy transport has no
+    visibility timeout, so a message a killed worker had taken stays in the table, invisible, for good;
+    the purge drops those. Purge, publish and the check that every job's message is visible in the
+    broker file go through one connection, so a job is never left unqueued without an error."""
     from sqlalchemy import select
 
     from backend.db import session_scope
     from backend.models import ACTIVE_STATUSES, Job
-    from worker.celery_app import enqueue_job, get_app
+    from worker.celery_app import TASK_NAME, check_queue, get_app
 
-    with get_app(settings).connection_for_write() as conn:
+    app = get_app(settings)
+    with session_scope(settings.database_url) as session:
+        jobs = session.execute(select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES),
+                                                                Job.deleted_at.is_(None)).order_by(Job.id)).all()
+    with app.connection_for_write() as conn:
         channel = conn.default_channel
         for name in QUEUES:
             channel.queue_declare(name, durable=True, auto_delete=False)
             channel.queue_purge(name)
-    with session_scope(settings.database_url) as session:
-        jobs = session.execute(select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES),
-                                                                Job.deleted_at.is_(None)).order_by(Job.id)).all()
-    for job_id, queue in jobs:
-        enqueue_job(job_id, queue, settings)
+        producer = app.amqp.Producer(channel)
+        for job_id, queue in jobs:
+            app.send_task(TASK_NAME, args=[int(job_id)], queue=check_queue(queue), producer=producer)
+        for name in QUEUES:
+            expected = sum(1 for _, queue in jobs if queue == name)
+            waiting = channel.queue_declare(name, passive=True).message_count
+            if waiting != expected:
+                raise RuntimeError(f"broker {_safe_url(settings.broker_url)}: queue {name!r} holds {waiting} "
+                                   f"message(s) after re-enqueueing {expected} unfinished job(s)")
     return len(jobs)
 
 

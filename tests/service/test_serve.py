@@ -135,16 +135,26 @@ def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_
     assert not process_group_alive(worker_pid), "the worker (or one of its pool processes) outlived serve"
 
 
-def test_serve_example_no_worker_queues_presets_and_sigterm_stops_it(served):
+def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served):
     from worker.presets import PRESETS
+
+    quick = [p["name"] for p in PRESETS if p.get("quick")]
+    slower = [p["name"] for p in PRESETS if not p.get("quick")]
+    assert quick and slower
+    assert {p["spec"]["model"] for p in PRESETS if p.get("quick")} == {"lenet300_100"}  # minutes, not hours
 
     server = served("--no-worker", "--example")
     server.wait_ready()
     jobs = httpx.get(server.base + "/api/jobs", params={"sort": "id"}, timeout=10).json()["items"]
-    digits_presets = [p["spec"]["name"] for p in PRESETS if p["spec"]["dataset"] == "digits"]
-    assert digits_presets and [j["name"] for j in jobs] == digits_presets
+    assert [j["name"] for j in jobs] == quick
     assert all(j["status"] == "queued" for j in jobs)
-    assert "worker started" not in server.output
+    out = server.output
+    assert f"queued {len(quick)} quick example job(s)" in out
+    for job, name in zip(jobs, quick):
+        assert f"#{job['id']} {name}" in out and f"{server.base}/#/run/{job['id']}" in out
+    assert "New run" in out and f"{server.base}/#/new?preset={slower[0]}" in out
+    assert all(name in out for name in slower)  # named, one click away, not queued
+    assert "worker started" not in out
     assert server.stop(signal.SIGTERM) == 0
 
 
