@@ -4,9 +4,12 @@ completes with every step stored exactly once, resuming after its last stored st
 Redis (team mode) hands the unacknowledged task out again after the visibility timeout. The embedded SQLite
 broker loses a killed worker's task; `prunelab serve` re-enqueues unfinished jobs from the database when it
 starts its worker (backend.serve.requeue_unfinished), which the second case does the same way."""
+import json
 import os
 import signal
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -17,7 +20,7 @@ from backend.db import session_scope, upgrade
 from backend.models import Step
 from backend.serve import requeue_unfinished, start_worker_process, stop_worker_process
 from backend.settings import Settings
-from worker.celery_app import enqueue_job
+from worker.celery_app import enqueue_job, get_app
 from worker.spec import parse_spec
 
 REDIS_DB = 12  # this file's own Redis database, flushed before use
@@ -48,23 +51,51 @@ def job_state(settings: Settings, job_id: int) -> tuple[str, int, str | None]:
         return job.status, job.steps_done, job.error
 
 
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of process group `pgid` that can still run (zombies excluded)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def kill_group(pgid: int, timeout_s: float = 30) -> None:
+    """SIGKILL a worker and its pool process; return once none of them can write to the database."""
+    os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while members := live_group_members(pgid):
+        assert time.monotonic() < deadline, f"still alive {timeout_s} s after SIGKILL: {members}"
+        time.sleep(0.05)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_path):
     with session_scope(settings.database_url) as session:
         job = store.create_job(session, parse_spec(SPEC))
         job_id, queue = job.id, job.queue
     enqueue_job(job_id, queue, settings)
 
-    first_log = (tmp_path / "worker1.log").open("w")
-    first = start_worker_process(settings, [queue], env_extra={"OMP_NUM_THREADS": "1"},
-                                 stdout=first_log, stderr=first_log)
-    deadline = time.monotonic() + 180
-    while job_state(settings, job_id)[1] < 1:
-        assert first.poll() is None, "the worker died on its own"
-        assert time.monotonic() < deadline, "no step stored within 180 s"
-        time.sleep(0.1)
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool process, no clean-up of any kind
-    first.wait()
-    first_log.close()
+    first_log_path = tmp_path / "worker1.log"
+    with first_log_path.open("w") as first_log:
+        first = start_worker_process(settings, [queue], env_extra={"OMP_NUM_THREADS": "1"},
+                                     stdout=first_log, stderr=first_log)
+        try:
+            deadline = time.monotonic() + 180
+            while job_state(settings, job_id)[1] < 1:
+                assert first.poll() is None, f"the worker died on its own:\n{tail(first_log_path)}"
+                assert time.monotonic() < deadline, f"no step stored within 180 s:\n{tail(first_log_path)}"
+                time.sleep(0.1)
+        finally:
+            kill_group(first.pid)  # the worker and its pool process, no clean-up of any kind
+            first.wait()
     status, stored_at_kill, _ = job_state(settings, job_id)
     assert status == "running" and 1 <= stored_at_kill < ROUNDS, (status, stored_at_kill)
 
@@ -77,8 +108,10 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
         try:
             deadline = time.monotonic() + 240
             while (state := job_state(settings, job_id))[0] == "running":
-                assert time.monotonic() < deadline, f"job not finished after the crash: {state}"
-                time.sleep(0.5)
+                assert second.poll() is None, f"the second worker exited:\n{tail(second_log_path)}"
+                assert time.monotonic() < deadline, \
+                    f"job not finished after the crash: {state}\n{tail(second_log_path)}"
+                time.sleep(0.2)
         finally:
             stop_worker_process(second)
 
@@ -92,3 +125,43 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
     assert attempts == 2
     # The second worker resumed after the last stored step instead of starting over.
     assert f"job {job_id}: running from step {stored_at_kill}" in second_log_path.read_text()
+
+
+def test_requeue_unfinished_drops_taken_messages_and_queues_each_active_job_once(tmp_path):
+    """The SQLite broker keeps a message a killed worker had taken (invisible, no visibility timeout);
+    requeue_unfinished leaves exactly one visible message per queued or running job."""
+    s = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
+                 broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
+    upgrade(s.database_url)
+    with session_scope(s.database_url) as session:
+        running = store.create_job(session, parse_spec(SPEC))
+        queued = store.create_job(session, parse_spec({**SPEC, "device": "auto"}))
+        done = store.create_job(session, parse_spec(SPEC))
+        ids = {"running": running.id, "queued": queued.id, "done": done.id}
+        assert (running.queue, queued.queue) == ("cpu", "default")
+    for job_id in ids.values():
+        enqueue_job(job_id, "cpu" if job_id != ids["queued"] else "default", s)
+    with session_scope(s.database_url) as session:
+        store.start_job(session, ids["running"])
+        store.start_job(session, ids["done"])
+        store.set_status(session, ids["done"], "succeeded")
+    with get_app(s).connection_for_write() as conn:  # a worker takes a message, then is killed
+        channel = conn.default_channel
+        channel.do_restore = False  # killed: no chance to put it back
+        assert channel.basic_get("cpu", no_ack=False) is not None
+    assert broker_rows(tmp_path) == [("cpu", False), ("cpu", True), ("default", True)]
+
+    assert requeue_unfinished(s) == 2
+    assert requeue_unfinished(s) == 2  # idempotent: no duplicates
+    assert broker_rows(tmp_path) == [("cpu", True, ids["running"]), ("default", True, ids["queued"])]
+
+
+def broker_rows(tmp_path: Path) -> list[tuple]:
+    """(queue, visible) of every message in the SQLite broker; plus the job id once all are visible."""
+    with sqlite3.connect(tmp_path / "broker.sqlite") as broker:
+        rows = broker.execute("SELECT q.name, m.visible, m.payload FROM kombu_message m "
+                              "JOIN kombu_queue q ON q.id = m.queue_id ORDER BY q.name, m.visible").fetchall()
+    if all(visible for _, visible, _ in rows):
+        return sorted((name, True, json.loads(json.loads(payload)["headers"]["argsrepr"])[0])
+                      for name, _, payload in rows)
+    return [(name, bool(visible)) for name, visible, _ in rows]
