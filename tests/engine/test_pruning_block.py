@@ -177,3 +177,17 @@ def test_bad_arguments_name_the_field():
     model = nn.Sequential(nn.Linear(4, 4))
     with pytest.raises(ValueError, match="method.layers.*allowed: 0"):
         BlockPruner(["fc9"], (2, 2)).prune(model, 0.5, None, None)
+
+
+@pytest.mark.parametrize("fraction", [0.0001, 0.2, 0.5, 0.97])
+def test_kth_smallest_on_large_tensors_equals_kthvalue(fraction):
+    from worker.engine.pruning.base import kth_smallest
+
+    torch.manual_seed(1)
+    values = torch.randn(3_000_000)
+    values[:1000] = float("-inf")  # dead entries, as lowest_mask marks them
+    values[5000:9000] = 0.25  # a block of ties
+    k = max(1, round(fraction * values.numel()))
+    assert kth_smallest(values, k) == values.kthvalue(k).values
+    mask = lowest_mask(values, torch.ones_like(values, dtype=torch.bool), k)
+    assert int(mask.sum()) == k and values[mask].max() <= values[~mask].min()
