@@ -24,36 +24,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 from backend import store  # noqa: E402
 from backend.db import dispose_engines, session_scope, upgrade  # noqa: E402
-from worker.masks import density_grid, encode_density, encode_grid  # noqa: E402
+from fake_steps import make_step  # noqa: E402
 from worker.spec import parse_spec  # noqa: E402
 
 LENET = {"fc1": (300, 64), "fc2": (100, 300), "fc3": (10, 100)}
 TARGETS = {"list": 50.0, "detail": 50.0, "mask 4096x4096": 100.0, "mask, 1 client": 100.0}
-
-
-def make_step(index: int, layers: dict, sparsity: float, block: tuple[int, int], rng) -> dict:
-    layer_dicts, total, nonzero = [], 0, 0
-    for name, (rows, cols) in layers.items():
-        keep = rng.random((-(-rows // block[0]), -(-cols // block[1]))) >= sparsity
-        mask2d = np.kron(keep, np.ones(block, dtype=bool))[:rows, :cols] if block != (1, 1) else keep
-        kept = int(mask2d.sum())
-        total, nonzero = total + rows * cols, nonzero + kept
-        layer_dicts.append({"name": name, "kind": "linear", "shape": [rows, cols], "params": rows * cols,
-                            "nonzero": kept, "sparsity": 1 - kept / (rows * cols), "target_sparsity": sparsity,
-                            "mask": {"block_shape": list(block), "grid": encode_grid(keep)},
-                            "density": encode_density(density_grid(mask2d))})
-    acc = 0.97 - sparsity * 0.05 * rng.random()
-    return {"index": index, "target_sparsity": sparsity, "sparsity": 1 - nonzero / total, "accuracy": acc,
-            "accuracy_before_finetune": acc - 0.02, "accuracy_drop": 0.02, "val_accuracy": acc, "loss": 0.1,
-            "params_total": total, "params_nonzero": nonzero, "size_dense_bytes": 4 * total,
-            "size_sparse_bytes": 4 * nonzero, "size_compact_bytes": 4 * total, "flops_dense": 2 * total,
-            "flops_effective": 2 * nonzero,
-            "latency": {"device": "cpu", "batch_size": 64, "dense_ms": 1.0, "realised_ms": 0.8, "speedup": 1.25,
-                        "form": "bsr"},
-            "seconds": 1.0, "checkpoint": f"checkpoints/step_{index}.pt", "layers": layer_dicts}
 
 
 def populate(database_url: str, n_jobs: int, steps_per_job: int) -> tuple[list[int], int]:
@@ -75,14 +54,16 @@ def populate(database_url: str, n_jobs: int, steps_per_job: int) -> tuple[list[i
             for k in range(steps_per_job):
                 key = (k, block, i % 7)
                 if key not in step_cache:
-                    step_cache[key] = make_step(k, LENET, 1 - 0.8 ** (k + 1), block, rng)
+                    sparsity = 1 - 0.8 ** (k + 1)
+                    step_cache[key] = make_step(k, LENET, sparsity, block, accuracy=0.97 - sparsity * 0.05 * rng.random(),
+                                                rng=rng)
                 store.add_step(s, job.id, step_cache[key])
             store.set_status(s, job.id, statuses[i % len(statuses)])
             ids.append(job.id)
     with session_scope(database_url) as s:
         big = store.create_job(s, parse_spec({"name": "big-layer", "model": "lenet300_100", "dataset": "digits",
                                               "method": {"kind": "magnitude"}, "schedule": {"kind": "oneshot"}}))
-        store.add_step(s, big.id, make_step(0, {"big": (4096, 4096)}, 0.9, (1, 1), rng))
+        store.add_step(s, big.id, make_step(0, {"big": (4096, 4096)}, 0.9, (1, 1), rng=rng))
         big_id = big.id
     dispose_engines()
     return ids, big_id

@@ -1,8 +1,13 @@
 """Shared test fixtures: real services of this machine, and the CI rule that a missing one fails."""
 import os
 import socket
+import sys
+from pathlib import Path
 
 import pytest
+
+# Test helper modules beside this file (fake_steps) import by name from every test folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("PRUNELAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

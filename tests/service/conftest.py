@@ -1,17 +1,16 @@
 """Fixtures for the service tests: a migrated database (SQLite file or a fresh Postgres schema), settings
-pointing at temporary directories, an API client, and realistic engine step dicts built with worker/masks.py.
+pointing at temporary directories, an API client, and realistic engine step dicts (tests/fake_steps.py).
 """
 import os
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
 from backend.db import dispose_engines, upgrade
 from backend.settings import Settings, get_settings
-from worker.masks import density_grid, encode_density, encode_grid
+from fake_steps import make_step
 
 TABLES = ["layer_masks", "steps", "job_tags", "jobs", "api_tokens", "users"]
 
@@ -96,34 +95,6 @@ def make_client(api_settings):
 @pytest.fixture
 def client(make_client):
     return make_client()
-
-
-def make_step(index: int, layers: dict[str, tuple[int, int]] | None = None, sparsity: float = 0.5,
-              block: tuple[int, int] = (2, 2), accuracy: float = 0.9, seed: int = 0,
-              checkpoint: str | None = None) -> dict:
-    """An engine step dict as worker/engine produces it: block-pruned layers with keep grids and densities."""
-    rng = np.random.default_rng(seed + index)
-    layer_dicts, total, nonzero = [], 0, 0
-    for name, (rows, cols) in (layers or {"fc1": (300, 64), "fc2": (100, 300)}).items():
-        br, bc = block
-        keep = rng.random((-(-rows // br), -(-cols // bc))) >= sparsity
-        mask2d = np.kron(keep, np.ones(block, dtype=bool))[:rows, :cols]
-        kept = int(mask2d.sum())
-        total, nonzero = total + rows * cols, nonzero + kept
-        layer_dicts.append({"name": name, "kind": "linear", "shape": [rows, cols], "params": rows * cols,
-                            "nonzero": kept, "sparsity": 1 - kept / (rows * cols), "target_sparsity": sparsity,
-                            "mask": {"block_shape": list(block), "grid": encode_grid(keep)},
-                            "density": encode_density(density_grid(mask2d))})
-    return {
-        "index": index, "target_sparsity": sparsity, "sparsity": 1 - nonzero / total, "accuracy": accuracy,
-        "accuracy_before_finetune": accuracy - 0.03, "accuracy_drop": 0.03, "val_accuracy": accuracy, "loss": 0.2,
-        "params_total": total, "params_nonzero": nonzero, "size_dense_bytes": total * 4,
-        "size_sparse_bytes": nonzero * 4 + 1000, "size_compact_bytes": total * 4,
-        "flops_dense": 2 * total, "flops_effective": 2 * nonzero,
-        "latency": {"device": "cpu", "batch_size": 64, "dense_ms": 1.2, "realised_ms": 0.9, "speedup": 1.33,
-                    "form": "bsr"},
-        "seconds": 0.5, "checkpoint": checkpoint or f"checkpoints/step_{index}.pt", "layers": layer_dicts,
-    }
 
 
 @pytest.fixture
