@@ -215,9 +215,7 @@ def set_status(session: Session, job_id: int, status: str, *, error: str | None 
     values: dict[str, Any] = {"status": status}
     now = utcnow()
     if status == "running":
-        job = session.get(Job, job_id)
-        if job is not None and job.started_at is None:
-            values["started_at"] = now
+        values["started_at"] = func.coalesce(Job.started_at, now)
         values["finished_at"] = None
     elif status in ("succeeded", "failed", "cancelled"):
         values["finished_at"] = now
