@@ -2,6 +2,7 @@
 With "tokens": `Authorization: Bearer TOKEN`; reading needs a token unless settings.public_read; writing
 needs a user or admin token; changing a job needs its owner or an admin.
 """
+
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -52,8 +53,9 @@ async def reader(request: Request) -> User | None:
         return None
     user = await _user_from_request(request)
     if user is None and not settings.public_read:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)",
-                            headers=_CHALLENGE)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)", headers=_CHALLENGE
+        )
     return user
 
 
@@ -64,8 +66,11 @@ async def writer(request: Request) -> User | None:
         return None
     user = await _user_from_request(request)
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API token is required to change anything "
-                            "(Authorization: Bearer TOKEN)", headers=_CHALLENGE)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "an API token is required to change anything (Authorization: Bearer TOKEN)",
+            headers=_CHALLENGE,
+        )
     if user.role == "viewer":
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.name!r} is a viewer and may only read")
     return user
@@ -79,6 +84,8 @@ def check_can_modify(user: User | None, job: Job) -> None:
     """Owner or admin may change a job (always allowed when auth is off, i.e. user is None)."""
     if user is None or user.role == "admin" or job.owner_id == user.id:
         return
-    raise HTTPException(status.HTTP_403_FORBIDDEN,
-                        f"job {job.id} belongs to {job.owner.name if job.owner else 'nobody'}; "
-                        "only its owner or an admin may change it")
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"job {job.id} belongs to {job.owner.name if job.owner else 'nobody'}; "
+        "only its owner or an admin may change it",
+    )

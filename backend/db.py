@@ -3,11 +3,12 @@
 SQLite runs with WAL (the API reads while the worker writes), a busy timeout (writers wait instead of
 failing with "database is locked") and foreign keys on (so deleting a job cascades to its steps).
 """
+
 import json
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -60,19 +61,25 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                               pool_size=20, max_overflow=20, json_serializer=json_dumps,
-                               json_deserializer=json_loads)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=20,
+            max_overflow=20,
+            json_serializer=json_dumps,
+            json_deserializer=json_loads,
+        )
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_dumps,
-                         json_deserializer=json_loads)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_dumps, json_deserializer=json_loads
+    )
 
 
 def get_engine(database_url: str | None = None) -> Engine:
     """The process-wide engine for a URL (default: the configured database)."""
     if database_url is None:
-        from backend.settings import get_settings
+        from core.settings import get_settings
 
         database_url = get_settings().database_url
     with _lock:
@@ -128,7 +135,7 @@ def _run_alembic(database_url: str | None, action: str, revision: str) -> None:
     from alembic import command
 
     if database_url is None:
-        from backend.settings import get_settings
+        from core.settings import get_settings
 
         database_url = get_settings().database_url
     engine = make_engine(database_url)

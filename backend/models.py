@@ -4,11 +4,23 @@ Jobs carry their latest summary figures so the run list never reads step history
 engine's step dict without the per-layer mask/density blobs; those live in layer_masks, one row per layer,
 so the heatmap endpoint reads one small row and step lists stay light.
 """
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -18,7 +30,7 @@ ROLES = ("admin", "user", "viewer")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -100,6 +112,7 @@ class Job(Base):
 
 class JobTag(Base):
     """One row per (job, tag): filtering by tag is a plain indexed equality on SQLite and Postgres."""
+
     __tablename__ = "job_tags"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
@@ -125,9 +138,9 @@ class LayerMask(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"))
     layer: Mapped[str] = mapped_column(String(200))
-    grid: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # worker.masks.encode_grid output
+    grid: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # core.masks.encode_grid output
     grid_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # the grid's shape, read without the blob
-    density: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # worker.masks.encode_density output
+    density: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # core.masks.encode_density output
     block_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # [rows, cols] of one block
     weight_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # as in the step's layer "shape"
     sparsity: Mapped[float | None] = mapped_column(Float, default=None)

@@ -1,11 +1,12 @@
 """Queries shared by the API and the worker. Every function takes an open Session; the caller owns the
 transaction (backend.db.session_scope commits or rolls back), so a worker can commit each step alone.
 """
+
 import hashlib
 import hmac
 import secrets
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, load_only
 
-from backend.models import (ACTIVE_STATUSES, JOB_STATUSES, ROLES, ApiToken, Job, JobTag, LayerMask, Step, User,
-                            utcnow)
+from backend.models import ACTIVE_STATUSES, JOB_STATUSES, ROLES, ApiToken, Job, JobTag, LayerMask, Step, User, utcnow
 
-SORT_COLUMNS = {"created_at": Job.created_at, "name": Job.name, "best_accuracy": Job.best_accuracy,
-                "last_sparsity": Job.last_sparsity, "sparsity": Job.last_sparsity, "accuracy": Job.last_accuracy,
-                "status": Job.status, "id": Job.id}
+SORT_COLUMNS = {
+    "created_at": Job.created_at,
+    "name": Job.name,
+    "best_accuracy": Job.best_accuracy,
+    "last_sparsity": Job.last_sparsity,
+    "sparsity": Job.last_sparsity,
+    "accuracy": Job.last_accuracy,
+    "status": Job.status,
+    "id": Job.id,
+}
 
 
 class StoreError(ValueError):
@@ -32,6 +39,7 @@ class StoreError(ValueError):
 
 
 # ---------------------------------------------------------------- users and tokens
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -65,12 +73,19 @@ def add_token(session: Session, user: User) -> str:
 
 
 def list_users(session: Session) -> list[dict[str, Any]]:
-    active = (select(ApiToken.user_id, func.count().label("n")).where(ApiToken.revoked_at.is_(None))
-              .group_by(ApiToken.user_id).subquery())
-    rows = session.execute(select(User, func.coalesce(active.c.n, 0)).outerjoin(active, active.c.user_id == User.id)
-                           .order_by(User.name)).all()
-    return [{"id": u.id, "name": u.name, "role": u.role, "created_at": iso(u.created_at), "active_tokens": n}
-            for u, n in rows]
+    active = (
+        select(ApiToken.user_id, func.count().label("n"))
+        .where(ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User, func.coalesce(active.c.n, 0)).outerjoin(active, active.c.user_id == User.id).order_by(User.name)
+    ).all()
+    return [
+        {"id": u.id, "name": u.name, "role": u.role, "created_at": iso(u.created_at), "active_tokens": n}
+        for u, n in rows
+    ]
 
 
 def revoke_token(session: Session, token_or_prefix: str) -> int:
@@ -87,12 +102,16 @@ def revoke_token(session: Session, token_or_prefix: str) -> int:
     if len(token_or_prefix) < 6:
         raise StoreError("token", "give the whole token or a prefix of at least 6 characters")
     stored = token_or_prefix[:10]  # beyond the stored 10 characters only the whole token can be checked
-    tokens = session.scalars(select(ApiToken).where(ApiToken.prefix.startswith(stored, autoescape=True),
-                                                    ApiToken.revoked_at.is_(None))).all()
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.prefix.startswith(stored, autoescape=True), ApiToken.revoked_at.is_(None))
+    ).all()
     tokens = [t for t in tokens if t.prefix.startswith(stored)]  # LIKE ignores case on SQLite; tokens do not
     if len(tokens) > 1:
-        raise StoreError("token", f"prefix {token_or_prefix!r} matches {len(tokens)} active tokens "
-                                  f"({', '.join(sorted(t.prefix for t in tokens))}); give more characters")
+        raise StoreError(
+            "token",
+            f"prefix {token_or_prefix!r} matches {len(tokens)} active tokens "
+            f"({', '.join(sorted(t.prefix for t in tokens))}); give more characters",
+        )
     for t in tokens:
         t.revoked_at = now
     return len(tokens)
@@ -102,16 +121,18 @@ def revoke_user_tokens(session: Session, name: str) -> int:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         raise StoreError("name", f"no user named {name!r}")
-    result = session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                             .values(revoked_at=utcnow()))
+    result = session.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
     return result.rowcount
 
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The user of a valid, unrevoked token, else None. The hash is compared in constant time."""
     digest = hash_token(token)
-    row = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                          .where(ApiToken.token_hash == digest)).first()
+    row = session.execute(
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
+    ).first()
     if row is None:
         return None
     tok, user = row
@@ -122,18 +143,32 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 # ---------------------------------------------------------------- jobs
 
+
 def queue_for_device(device: str) -> str:
     return {"cuda": "gpu", "cpu": "cpu"}.get(device, "default")
 
 
 def create_job(session: Session, spec: Any, owner_id: int | None = None, queue: str | None = None) -> Job:
-    """Store a validated spec (worker.spec.JobSpec) as a queued job."""
+    """Store a validated spec (core.spec.JobSpec) as a queued job."""
     data = spec.model_dump(mode="json")
     tags = list(dict.fromkeys(spec.tags))  # unique, in order
-    job = Job(name=spec.name, spec=data, model=spec.model, dataset=spec.dataset, method=spec.method.kind,
-              schedule=spec.schedule.kind, tags=tags, status="queued", owner_id=owner_id,
-              queue=queue or queue_for_device(spec.device), attempts=0, cancel_requested=False, progress=0.0,
-              message="queued", steps_done=0)
+    job = Job(
+        name=spec.name,
+        spec=data,
+        model=spec.model,
+        dataset=spec.dataset,
+        method=spec.method.kind,
+        schedule=spec.schedule.kind,
+        tags=tags,
+        status="queued",
+        owner_id=owner_id,
+        queue=queue or queue_for_device(spec.device),
+        attempts=0,
+        cancel_requested=False,
+        progress=0.0,
+        message="queued",
+        steps_done=0,
+    )
     job.tag_rows = [JobTag(tag=t) for t in tags]
     session.add(job)
     session.flush()
@@ -147,10 +182,21 @@ def get_job(session: Session, job_id: int) -> Job | None:
     return job
 
 
-def list_jobs(session: Session, *, status: str | None = None, model: str | None = None, dataset: str | None = None,
-              method: str | None = None, schedule: str | None = None, tag: str | None = None,
-              owner: str | None = None, q: str | None = None, sort: str = "-created_at", limit: int = 50,
-              offset: int = 0) -> tuple[list, int]:
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
+    method: str | None = None,
+    schedule: str | None = None,
+    tag: str | None = None,
+    owner: str | None = None,
+    q: str | None = None,
+    sort: str = "-created_at",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list, int]:
     """Jobs matching every given filter (as rows with the job's columns as attributes, plus owner_name),
     sorted and paged, and how many match in all. `q`: the name contains it, ignoring case.
     Reads only the jobs table (and users for the owner)."""
@@ -174,10 +220,14 @@ def list_jobs(session: Session, *, status: str | None = None, model: str | None 
     descending = sort.startswith("-")
     key = sort.lstrip("-+ ")
     if key not in SORT_COLUMNS:
-        raise StoreError("sort", f"unknown sort key {key!r}; allowed: {', '.join(SORT_COLUMNS)} (prefix - for descending)")
+        raise StoreError(
+            "sort", f"unknown sort key {key!r}; allowed: {', '.join(SORT_COLUMNS)} (prefix - for descending)"
+        )
     column = SORT_COLUMNS[key]
-    order = [column.desc().nulls_last() if descending else column.asc().nulls_last(),
-             Job.id.desc() if descending else Job.id.asc()]
+    order = [
+        column.desc().nulls_last() if descending else column.asc().nulls_last(),
+        Job.id.desc() if descending else Job.id.asc(),
+    ]
     total = session.scalar(select(func.count()).select_from(Job).where(*where))
     rows = session.execute(_JOB_ROWS.where(*where).order_by(*order).limit(limit).offset(offset)).all()
     return list(rows), int(total or 0)
@@ -199,16 +249,23 @@ def jobs_version(session: Session) -> tuple:
 
 
 def count_active_jobs(session: Session, owner_id: int) -> int:
-    return int(session.scalar(select(func.count()).select_from(Job).where(
-        Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None))) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None))
+        )
+        or 0
+    )
 
 
 def set_task_id(session: Session, job_id: int, task_id: str) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(task_id=task_id))
 
 
-def set_status(session: Session, job_id: int, status: str, *, error: str | None = None,
-               message: str | None = None) -> None:
+def set_status(
+    session: Session, job_id: int, status: str, *, error: str | None = None, message: str | None = None
+) -> None:
     """Move a job to `status`, stamping started_at/finished_at."""
     if status not in JOB_STATUSES:
         raise StoreError("status", f"unknown status {status!r}; allowed: {', '.join(JOB_STATUSES)}")
@@ -238,9 +295,13 @@ def start_job(session: Session, job_id: int) -> Job | None:
         set_status(session, job_id, "cancelled", message="cancelled before it started")
         return None
     # Conditional: a cancel that lands between the read above and this write wins.
-    claimed = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES),
-                                                Job.cancel_requested.is_(False)).values(
-        status="running", started_at=func.coalesce(Job.started_at, utcnow()), finished_at=None, message="running"))
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES), Job.cancel_requested.is_(False))
+        .values(
+            status="running", started_at=func.coalesce(Job.started_at, utcnow()), finished_at=None, message="running"
+        )
+    )
     if claimed.rowcount == 0:
         return None
     session.refresh(job)
@@ -255,8 +316,9 @@ def set_progress(session: Session, job_id: int, progress: float, message: str | 
 
 
 def set_baseline(session: Session, job_id: int, baseline: dict[str, Any]) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(
-        baseline=baseline, baseline_accuracy=baseline.get("accuracy")))
+    session.execute(
+        update(Job).where(Job.id == job_id).values(baseline=baseline, baseline_accuracy=baseline.get("accuracy"))
+    )
 
 
 def cancel_requested(session: Session, job_id: int) -> bool:
@@ -286,10 +348,17 @@ def _split_step(step: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, An
         density = layer.pop("density", None)
         layers.append(layer)
         grid = mask.get("grid")
-        masks.append({"layer": layer.get("name", ""), "grid": grid,
-                      "grid_shape": list(grid["shape"]) if grid else None,
-                      "density": density, "block_shape": mask.get("block_shape"),
-                      "weight_shape": layer.get("shape"), "sparsity": layer.get("sparsity")})
+        masks.append(
+            {
+                "layer": layer.get("name", ""),
+                "grid": grid,
+                "grid_shape": list(grid["shape"]) if grid else None,
+                "density": density,
+                "block_shape": mask.get("block_shape"),
+                "weight_shape": layer.get("shape"),
+                "sparsity": layer.get("sparsity"),
+            }
+        )
     metrics["layers"] = layers
     return metrics, masks
 
@@ -307,8 +376,12 @@ def add_step(session: Session, job_id: int, step: dict[str, Any]) -> Step | None
     # INSERT .. ON CONFLICT DO NOTHING: a concurrent writer of the same step loses quietly, without a
     # savepoint (pysqlite's SAVEPOINT outside a transaction would commit half of this step).
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    step_id = session.scalar(insert(Step).values(job_id=job_id, index=index, metrics=metrics, created_at=utcnow())
-                             .on_conflict_do_nothing(index_elements=["job_id", "index"]).returning(Step.id))
+    step_id = session.scalar(
+        insert(Step)
+        .values(job_id=job_id, index=index, metrics=metrics, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["job_id", "index"])
+        .returning(Step.id)
+    )
     if step_id is None:
         return None
     row = session.get(Step, step_id)
@@ -331,11 +404,17 @@ def request_cancel(session: Session, job: Job) -> Job:
     """A queued job is cancelled at once; a running one is flagged and the worker stops it within seconds.
     Conditional updates, so a worker claiming the job at the same moment cannot be overwritten."""
     now = utcnow()
-    done = session.execute(update(Job).where(Job.id == job.id, Job.status == "queued").values(
-        status="cancelled", finished_at=now, cancel_requested=False, message="cancelled before it started"))
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == "queued")
+        .values(status="cancelled", finished_at=now, cancel_requested=False, message="cancelled before it started")
+    )
     if done.rowcount == 0:
-        flagged = session.execute(update(Job).where(Job.id == job.id, Job.status == "running").values(
-            cancel_requested=True, message="cancelling"))
+        flagged = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == "running")
+            .values(cancel_requested=True, message="cancelling")
+        )
         if flagged.rowcount == 0:
             session.refresh(job)
             raise StoreError("status", f"job {job.id} is {job.status}; only queued or running jobs can be cancelled")
@@ -349,8 +428,11 @@ def retry_job(session: Session, job: Job) -> Job:
     `attempts` is counted by the worker when it claims the job (one per run), not here."""
     if job.status not in ("failed", "cancelled"):
         raise StoreError("status", f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried")
-    done = session.execute(update(Job).where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).values(
-        status="queued", cancel_requested=False, error=None, finished_at=None, message="queued again"))
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_(("failed", "cancelled")))
+        .values(status="queued", cancel_requested=False, error=None, finished_at=None, message="queued again")
+    )
     if done.rowcount == 0:
         session.refresh(job)
         raise StoreError("status", f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried")
@@ -376,6 +458,7 @@ def delete_job(session: Session, job: Job, artifact_dir: Path) -> None:
 
 # ---------------------------------------------------------------- steps and masks
 
+
 def list_steps(session: Session, job_id: int, after: int | None = None) -> list[Step]:
     q = select(Step).where(Step.job_id == job_id)
     if after is not None:
@@ -390,14 +473,25 @@ def get_step(session: Session, job_id: int, index: int | None = None) -> Step | 
     return session.scalars(q).first()
 
 
-def get_layer_mask(session: Session, job_id: int, layer: str,
-                   index: int | None = None) -> tuple[int, LayerMask] | None:
+def get_layer_mask(session: Session, job_id: int, layer: str, index: int | None = None) -> tuple[int, LayerMask] | None:
     """(step index, mask row) of a layer at a step (default: the latest step with that layer).
     The grid blob (up to megabytes for fine-grained masks of big layers) is not loaded."""
-    columns = [LayerMask.id, LayerMask.step_id, LayerMask.layer, LayerMask.grid_shape, LayerMask.density,
-               LayerMask.block_shape, LayerMask.weight_shape, LayerMask.sparsity]
-    q = (select(Step.index, LayerMask).join(LayerMask, LayerMask.step_id == Step.id)
-         .options(load_only(*columns)).where(Step.job_id == job_id, LayerMask.layer == layer))
+    columns = [
+        LayerMask.id,
+        LayerMask.step_id,
+        LayerMask.layer,
+        LayerMask.grid_shape,
+        LayerMask.density,
+        LayerMask.block_shape,
+        LayerMask.weight_shape,
+        LayerMask.sparsity,
+    ]
+    q = (
+        select(Step.index, LayerMask)
+        .join(LayerMask, LayerMask.step_id == Step.id)
+        .options(load_only(*columns))
+        .where(Step.job_id == job_id, LayerMask.layer == layer)
+    )
     q = q.where(Step.index == index) if index is not None else q.order_by(Step.index.desc())
     row = session.execute(q.limit(1)).first()
     return (row[0], row[1]) if row else None
@@ -406,8 +500,9 @@ def get_layer_mask(session: Session, job_id: int, layer: str,
 def step_curves(session: Session, job_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Step metrics of several jobs in one query, in step order."""
     out: dict[int, list[dict[str, Any]]] = {j: [] for j in job_ids}
-    rows = session.execute(select(Step.job_id, Step.metrics).where(Step.job_id.in_(job_ids))
-                           .order_by(Step.job_id, Step.index))
+    rows = session.execute(
+        select(Step.job_id, Step.metrics).where(Step.job_id.in_(job_ids)).order_by(Step.job_id, Step.index)
+    )
     for job_id, metrics in rows:
         out[job_id].append(metrics)
     return out
@@ -427,27 +522,48 @@ def last_step_id(session: Session) -> int:
 
 # ---------------------------------------------------------------- JSON shapes
 
+
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def job_to_dict(job) -> dict[str, Any]:
     """The Job JSON of an ORM Job or of a row from list_jobs/get_job_row."""
     owner = job.owner_name if hasattr(job, "owner_name") else (job.owner.name if job.owner else None)
     return {
-        "id": job.id, "name": job.name, "status": job.status, "progress": job.progress, "message": job.message,
-        "model": job.model, "dataset": job.dataset, "method": job.method, "schedule": job.schedule,
-        "tags": list(job.tags or []), "spec": job.spec, "owner": owner,
-        "error": job.error, "queue": job.queue, "attempts": job.attempts, "cancel_requested": job.cancel_requested,
-        "created_at": iso(job.created_at), "updated_at": iso(job.updated_at), "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at), "baseline": job.baseline,
-        "summary": {"steps": job.steps_done, "sparsity": job.last_sparsity, "accuracy": job.last_accuracy,
-                    "best_accuracy": job.best_accuracy, "baseline_accuracy": job.baseline_accuracy,
-                    "speedup": job.last_speedup},
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "model": job.model,
+        "dataset": job.dataset,
+        "method": job.method,
+        "schedule": job.schedule,
+        "tags": list(job.tags or []),
+        "spec": job.spec,
+        "owner": owner,
+        "error": job.error,
+        "queue": job.queue,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "baseline": job.baseline,
+        "summary": {
+            "steps": job.steps_done,
+            "sparsity": job.last_sparsity,
+            "accuracy": job.last_accuracy,
+            "best_accuracy": job.best_accuracy,
+            "baseline_accuracy": job.baseline_accuracy,
+            "speedup": job.last_speedup,
+        },
     }
 
 

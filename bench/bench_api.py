@@ -8,6 +8,7 @@ then that mask for a single client (10 s): one user opening a heatmap.
 Each client waits --think-ms between its requests (a dashboard user, not a flood); --think-ms 0 gives a
 closed loop that measures throughput. Prints p50/p95/p99 per endpoint and the targets.
 """
+
 import argparse
 import asyncio
 import os
@@ -26,10 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from fake_steps import make_step  # noqa: E402
+
 from backend import store  # noqa: E402
 from backend.db import dispose_engines, session_scope, upgrade  # noqa: E402
-from fake_steps import make_step  # noqa: E402
-from worker.spec import parse_spec  # noqa: E402
+from core.spec import parse_spec  # noqa: E402
 
 LENET = {"fc1": (300, 64), "fc2": (100, 300), "fc3": (10, 100)}
 TARGETS = {"list": 50.0, "detail": 50.0, "mask 4096x4096": 100.0, "mask, 1 client": 100.0}
@@ -43,10 +45,16 @@ def populate(database_url: str, n_jobs: int, steps_per_job: int) -> tuple[list[i
     ids = []
     step_cache: dict = {}  # the same few step dicts serve every job: storing, not encoding, is measured
     for i in range(n_jobs):
-        spec = parse_spec({"name": f"run-{i:04d}", "model": "lenet300_100", "dataset": "digits",
-                           "method": methods[i % 3], "schedule": {"kind": "iterative", "rate": 0.2,
-                                                                  "rounds": steps_per_job},
-                           "tags": [f"group{i % 10}", "bench"]})
+        spec = parse_spec(
+            {
+                "name": f"run-{i:04d}",
+                "model": "lenet300_100",
+                "dataset": "digits",
+                "method": methods[i % 3],
+                "schedule": {"kind": "iterative", "rate": 0.2, "rounds": steps_per_job},
+                "tags": [f"group{i % 10}", "bench"],
+            }
+        )
         with session_scope(database_url) as s:
             job = store.create_job(s, spec)
             store.set_baseline(s, job.id, {"accuracy": 0.97})
@@ -55,14 +63,25 @@ def populate(database_url: str, n_jobs: int, steps_per_job: int) -> tuple[list[i
                 key = (k, block, i % 7)
                 if key not in step_cache:
                     sparsity = 1 - 0.8 ** (k + 1)
-                    step_cache[key] = make_step(k, LENET, sparsity, block, accuracy=0.97 - sparsity * 0.05 * rng.random(),
-                                                rng=rng)
+                    step_cache[key] = make_step(
+                        k, LENET, sparsity, block, accuracy=0.97 - sparsity * 0.05 * rng.random(), rng=rng
+                    )
                 store.add_step(s, job.id, step_cache[key])
             store.set_status(s, job.id, statuses[i % len(statuses)])
             ids.append(job.id)
     with session_scope(database_url) as s:
-        big = store.create_job(s, parse_spec({"name": "big-layer", "model": "lenet300_100", "dataset": "digits",
-                                              "method": {"kind": "magnitude"}, "schedule": {"kind": "oneshot"}}))
+        big = store.create_job(
+            s,
+            parse_spec(
+                {
+                    "name": "big-layer",
+                    "model": "lenet300_100",
+                    "dataset": "digits",
+                    "method": {"kind": "magnitude"},
+                    "schedule": {"kind": "oneshot"},
+                }
+            ),
+        )
         store.add_step(s, big.id, make_step(0, {"big": (4096, 4096)}, 0.9, (1, 1), rng=rng))
         big_id = big.id
     dispose_engines()
@@ -157,9 +176,28 @@ def main() -> int:
 
         port = free_port()
         env = {**os.environ, "PRUNELAB_HOME": tmp, "PRUNELAB_DATABASE_URL": database_url}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "backend.api:create_app",
-                                   "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                                   "--workers", str(args.workers), "--timeout-keep-alive", "60", "--log-level", "warning"], cwd=REPO, env=env)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "backend.api:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--workers",
+                str(args.workers),
+                "--timeout-keep-alive",
+                "60",
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(100):
@@ -176,37 +214,51 @@ def main() -> int:
             filters = [{}, {"status": "succeeded"}, {"method": "block"}, {"tag": "group3"}, {}]
 
             def list_url(r):
-                params = {"sort": r.choice(sorts), "limit": 50, "offset": r.choice([0, 0, 50, 400]), **r.choice(filters)}
+                params = {
+                    "sort": r.choice(sorts),
+                    "limit": 50,
+                    "offset": r.choice([0, 0, 50, 400]),
+                    **r.choice(filters),
+                }
                 return "/api/jobs?" + "&".join(f"{k}={v}" for k, v in params.items())
 
             mask_url = f"/api/jobs/{big_id}/layers/big/mask"
-            phases = [("list", list_url, args.seconds, args.clients),
-                      ("detail", lambda r: f"/api/jobs/{r.choice(ids)}", args.seconds, args.clients),
-                      ("mask 4096x4096", lambda r: mask_url, args.mask_seconds or args.seconds, args.clients),
-                      # one user opening heatmaps: the latency of a single request on an otherwise idle server
-                      ("mask, 1 client", lambda r: mask_url, min(10.0, args.mask_seconds or args.seconds), 1)]
+            phases = [
+                ("list", list_url, args.seconds, args.clients),
+                ("detail", lambda r: f"/api/jobs/{r.choice(ids)}", args.seconds, args.clients),
+                ("mask 4096x4096", lambda r: mask_url, args.mask_seconds or args.seconds, args.clients),
+                # one user opening heatmaps: the latency of a single request on an otherwise idle server
+                ("mask, 1 client", lambda r: mask_url, min(10.0, args.mask_seconds or args.seconds), 1),
+            ]
             cells = httpx.get(f"{base}/api/jobs/{big_id}/layers/big/mask").json()["shape"]
             rows = []
             for name, make_url, seconds, clients in phases:
                 lat, errors = asyncio.run(run_phase(port, make_url, clients, seconds, args.think_ms / 1000))
-                rows.append((name, len(lat), len(lat) / seconds, pct(lat, 50), pct(lat, 95), pct(lat, 99),
-                             max(lat), errors))
+                rows.append(
+                    (name, len(lat), len(lat) / seconds, pct(lat, 50), pct(lat, 95), pct(lat, 99), max(lat), errors)
+                )
         finally:
             server.terminate()
             server.wait(timeout=10)
 
-    print(f"\n{args.clients} clients, {args.think_ms:.0f} ms think time, {args.seconds:.0f} s per phase, "
-          f"{args.workers} uvicorn worker(s), {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}, "
-          f"database {database_url.split(':')[0]}, mask cells {cells[0]}x{cells[1]}")
-    print(f"{'endpoint':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'errors':>8}  target p99")
+    print(
+        f"\n{args.clients} clients, {args.think_ms:.0f} ms think time, {args.seconds:.0f} s per phase, "
+        f"{args.workers} uvicorn worker(s), {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}, "
+        f"database {database_url.split(':')[0]}, mask cells {cells[0]}x{cells[1]}"
+    )
+    print(
+        f"{'endpoint':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'errors':>8}  target p99"
+    )
     ok = True
     for name, n, rps, p50, p95, p99, mx, errors in rows:
         target = TARGETS[name]
         met = p99 < target and errors == 0
         ok &= met
-        print(f"{name:<16}{n:>9}{rps:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{mx:>9.1f}{errors:>8}  "
-              f"< {target:.0f} ms {'ok' if met else 'MISSED'}")
+        print(
+            f"{name:<16}{n:>9}{rps:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{mx:>9.1f}{errors:>8}  "
+            f"< {target:.0f} ms {'ok' if met else 'MISSED'}"
+        )
     return 0 if ok else 1
 
 

@@ -6,6 +6,7 @@ Times (median of --repeats after one warm-up): the block scores, the block keep 
 exact-count selection), the element mask (grid expanded to 8192 x 8192), and a whole BlockPruner.prune
 of a Linear layer of that size (mask + zeroing the weight), for each score.
 """
+
 import argparse
 import statistics
 import sys
@@ -75,9 +76,11 @@ def main() -> None:
     print(f"{'apply_masks (after each step)':<34}{apply[0]:>15.1f}{apply[1]:>7.1f}")
     grid_ms, mask_ms = results["block keep grid (scores + select)"], results["keep grid + element mask"]
     one_pass = results["reference: weight.sum() (1 pass)"]
-    print(f"\ntarget: block mask <= 100 ms -> keep grid {grid_ms[0]:.1f} ms wall / {grid_ms[1]:.1f} ms cpu, "
-          f"element mask {mask_ms[0]:.1f} / {mask_ms[1]:.1f} ms; "
-          f"= {mask_ms[1] / one_pass[1]:.1f}x the CPU time of one pass over the weight")
+    print(
+        f"\ntarget: block mask <= 100 ms -> keep grid {grid_ms[0]:.1f} ms wall / {grid_ms[1]:.1f} ms cpu, "
+        f"element mask {mask_ms[0]:.1f} / {mask_ms[1]:.1f} ms; "
+        f"= {mask_ms[1] / one_pass[1]:.1f}x the CPU time of one pass over the weight"
+    )
 
 
 if __name__ == "__main__":

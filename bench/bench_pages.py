@@ -8,6 +8,7 @@ backend.store (8 steps each, real encoded masks), then times each page from navi
 (Plotly.js fetched and parsed); "warm" re-renders the route in the same tab (what switching pages costs).
 Prints a table; the target is under 2 s for the list and the compare page with 100 runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,28 @@ def main() -> None:
             base = server.base_url
             all_ids = ",".join(map(str, ids))
             pages = [
-                (f"runs list ({min(len(ids), 100)} rows)", f"{base}/#/runs",
-                 f"() => document.querySelectorAll('#runs-table tbody tr').length === {min(len(ids), 100)}"),
-                ("compare 2 runs", f"{base}/#/compare?ids={ids[0]},{ids[1]}",
-                 "() => document.querySelector('#compare-chart')?.data?.length === 3"),
-                (f"compare {len(ids)} runs", f"{base}/#/compare?ids={all_ids}",
-                 f"() => document.querySelector('#compare-chart')?.data?.length === {len(ids) + 1} && document.querySelectorAll('#compare-table tbody tr').length === {len(ids)}"),
-                ("run page (8 steps, heatmap)", f"{base}/#/run/{ids[0]}",
-                 "() => document.querySelector('#heatmap')?.dataset.step === '7' && document.querySelector('#curve')?.data?.[0].x.length === 8"),
+                (
+                    f"runs list ({min(len(ids), 100)} rows)",
+                    f"{base}/#/runs",
+                    f"() => document.querySelectorAll('#runs-table tbody tr').length === {min(len(ids), 100)}",
+                ),
+                (
+                    "compare 2 runs",
+                    f"{base}/#/compare?ids={ids[0]},{ids[1]}",
+                    "() => document.querySelector('#compare-chart')?.data?.length === 3",
+                ),
+                (
+                    f"compare {len(ids)} runs",
+                    f"{base}/#/compare?ids={all_ids}",
+                    f"() => document.querySelector('#compare-chart')?.data?.length === {len(ids) + 1}"
+                    f" && document.querySelectorAll('#compare-table tbody tr').length === {len(ids)}",
+                ),
+                (
+                    "run page (8 steps, heatmap)",
+                    f"{base}/#/run/{ids[0]}",
+                    "() => document.querySelector('#heatmap')?.dataset.step === '7'"
+                    " && document.querySelector('#curve')?.data?.[0].x.length === 8",
+                ),
                 ("new run form", f"{base}/#/new", "() => !!document.querySelector('#f-method-block_size')"),
             ]
             rows = []
@@ -90,7 +105,9 @@ def main() -> None:
                         page.wait_for_selector("text=No page at")
                         warm.append(timed(page, url, ready, fresh=False))
                     context.close()
-                    rows.append((name, statistics.median(cold), statistics.median(reload), statistics.median(warm), max(warm)))
+                    rows.append(
+                        (name, statistics.median(cold), statistics.median(reload), statistics.median(warm), max(warm))
+                    )
                 browser.close()
         finally:
             stop_server(server)
@@ -101,7 +118,9 @@ def main() -> None:
         print(f"{name:34} {cold:9.0f} ms {cached:9.0f} ms {warm:10.0f} ms {worst:6.0f} ms")
     print("\nfirst visit: new browser context (Plotly.js, 4.8 MB, fetched gzipped and parsed); cached load: the page")
     print("opened again with the browser cache warm; route change: another page of the app in an open tab.")
-    print("Each is the median over the repeats; the machine's load average was", open("/proc/loadavg").read().split()[0])
+    print(
+        "Each is the median over the repeats; the machine's load average was", open("/proc/loadavg").read().split()[0]
+    )
 
 
 if __name__ == "__main__":

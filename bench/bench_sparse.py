@@ -8,6 +8,7 @@ Part 2: one 4096 x 4096 layer at 95 % block sparsity for blocks 4/8/16/32 and ba
 Timings are medians of --repeats runs after warm-up, the forms of one row interleaved run by run so
 load on a shared machine hits them alike; outputs are checked against dense (max abs error).
 """
+
 import argparse
 import copy
 import sys
@@ -18,10 +19,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.engine.pruning import BlockPruner  # noqa: E402
 from worker.engine import sparse  # noqa: E402
+from worker.engine.pruning import BlockPruner  # noqa: E402
 from worker.engine.sparse import BSRLinear, CSRLinear, model_form, realise  # noqa: E402
-
 
 CLOCK = "wall"
 
@@ -66,8 +66,10 @@ def part_mlp(device: str, repeats: int, width: int, batch: int) -> None:
         ref = model(x)
         errors = {name: float((m(x) - ref).abs().max()) for name, m in models.items()}
     ms = interleaved_ms({name: (lambda m=m: m(x)) for name, m in models.items()}, device, repeats)
-    print(f"\nPart 1: MLP {len(model.names)} x Linear({width}, {width}) + Linear({width}, 10), 95 % sparsity in "
-          f"16x16 blocks, batch {batch}, {device}")
+    print(
+        f"\nPart 1: MLP {len(model.names)} x Linear({width}, {width}) + Linear({width}, 10), 95 % sparsity in "
+        f"16x16 blocks, batch {batch}, {device}"
+    )
     print(f"  realise chose per layer: {forms}")
     print(f"  {'form':<22}{'ms':>10}{'speedup vs dense':>18}{'max |err|':>12}")
     for name in models:
@@ -87,11 +89,14 @@ def part_sweep(device: str, repeats: int, width: int, blocks: list[int], batches
         bsr, csr = BSRLinear(layer, (block, block)), CSRLinear(layer)
         for batch in batches:
             x = torch.randn(batch, width, device=device)
-            ms = interleaved_ms({"dense": lambda: layer(x), "bsr": lambda: bsr(x), "csr": lambda: csr(x)},
-                                device, repeats)
+            ms = interleaved_ms(
+                {"dense": lambda: layer(x), "bsr": lambda: bsr(x), "csr": lambda: csr(x)}, device, repeats
+            )
             winner = min(ms, key=ms.get)
-            print(f"  {block:>6}{batch:>7}{ms['dense']:>11.3f}{ms['bsr']:>10.3f}{ms['csr']:>10.3f}"
-                  f"{ms['dense'] / ms['bsr']:>7.2f}x{ms['dense'] / ms['csr']:>7.2f}x  {winner}")
+            print(
+                f"  {block:>6}{batch:>7}{ms['dense']:>11.3f}{ms['bsr']:>10.3f}{ms['csr']:>10.3f}"
+                f"{ms['dense'] / ms['bsr']:>7.2f}x{ms['dense'] / ms['csr']:>7.2f}x  {winner}"
+            )
 
 
 def main() -> None:
@@ -100,8 +105,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="width 1024, fewer repeats (a smoke run)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu: this thread's CPU time, robust to a busy shared machine (use with --threads 1)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: this thread's CPU time, robust to a busy shared machine (use with --threads 1)",
+    )
     args = parser.parse_args()
     global CLOCK
     CLOCK = args.clock

@@ -8,6 +8,7 @@ Both read the same real-format idx files (synthetic images, written first), trai
 Adam lr 1e-3 from the same initial weights, and report per-epoch seconds (mean of the epochs after the
 first, which warms up), images per second and test accuracy. Loading the files is timed separately.
 """
+
 import argparse
 import statistics
 import sys
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mnist_format import write_mnist  # noqa: E402
+
 from worker.engine.data import Split, Splits, load_dataset  # noqa: E402
 from worker.engine.models import build_model  # noqa: E402
 from worker.engine.training import TrainConfig, evaluate, train  # noqa: E402
@@ -39,8 +41,9 @@ def ours(root: Path, device: torch.device, epochs: int, init: dict) -> dict:
     splits = load_dataset("mnist", root, device, 0.1, seed=0, download=False)
     # Train on all 60k images like the DataLoader loop (no validation hold-out for this comparison).
     full = Split(torch.cat([splits.train.x, splits.val.x]), torch.cat([splits.train.y, splits.val.y]))
-    splits = Splits(train=full, val=splits.val, test=splits.test, name="mnist", num_classes=10,
-                    mean=splits.mean, std=splits.std)
+    splits = Splits(
+        train=full, val=splits.val, test=splits.test, name="mnist", num_classes=10, mean=splits.mean, std=splits.std
+    )
     sync(device)
     load_s = time.perf_counter() - t0
     model = build_model("lenet300_100", (1, 28, 28), 10).to(device)
@@ -48,8 +51,13 @@ def ours(root: Path, device: torch.device, epochs: int, init: dict) -> dict:
     times = []
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        train(model, splits, TrainConfig(epochs=1, optimizer="adam", lr=1e-3, batch_size=BATCH), seed=epoch,
-              keep_best=False)
+        train(
+            model,
+            splits,
+            TrainConfig(epochs=1, optimizer="adam", lr=1e-3, batch_size=BATCH),
+            seed=epoch,
+            keep_best=False,
+        )
         sync(device)
         times.append(time.perf_counter() - t0)
     return {"load_s": load_s, "epochs": times, "images": len(full), "accuracy": evaluate(model, splits.test)[0]}
@@ -63,8 +71,14 @@ def dataloader_loop(root: Path, device: torch.device, epochs: int, init: dict, w
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     train_set = datasets.MNIST(str(root), train=True, transform=tf, download=False)
     test_set = datasets.MNIST(str(root), train=False, transform=tf, download=False)
-    loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    loader = DataLoader(
+        train_set,
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
     load_s = time.perf_counter() - t0
     model = build_model("lenet300_100", (1, 28, 28), 10).to(device)
     model.load_state_dict(init)
@@ -98,8 +112,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse/write the MNIST files here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or Path(tmp)
         if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
@@ -109,10 +126,14 @@ def main() -> None:
         torch.manual_seed(0)
         init = build_model("lenet300_100", (1, 28, 28), 10).state_dict()
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        print(f"LeNet-300-100, batch {BATCH}, Adam, {args.epochs} epochs each, device {name}, "
-              f"torch threads {args.threads}, DataLoader workers {args.workers}")
-        results = {"tensor loop (ours)": ours(root, device, args.epochs, init),
-                   "torchvision MNIST + DataLoader": dataloader_loop(root, device, args.epochs, init, args.workers)}
+        print(
+            f"LeNet-300-100, batch {BATCH}, Adam, {args.epochs} epochs each, device {name}, "
+            f"torch threads {args.threads}, DataLoader workers {args.workers}"
+        )
+        results = {
+            "tensor loop (ours)": ours(root, device, args.epochs, init),
+            "torchvision MNIST + DataLoader": dataloader_loop(root, device, args.epochs, init, args.workers),
+        }
     base = None
     print(f"{'loop':<32}{'load s':>8}{'epoch s':>9}{'images/s':>11}{'test acc':>10}{'speedup':>9}   epochs s")
     rows = []
@@ -121,8 +142,10 @@ def main() -> None:
         rows.append((label, r, statistics.mean(steady)))
     base = rows[1][2]
     for label, r, epoch_s in rows:
-        print(f"{label:<32}{r['load_s']:>8.2f}{epoch_s:>9.2f}{r['images'] / epoch_s:>11,.0f}{r['accuracy']:>10.4f}"
-              f"{base / epoch_s:>8.1f}x   " + " ".join(f"{t:.2f}" for t in r["epochs"]))
+        print(
+            f"{label:<32}{r['load_s']:>8.2f}{epoch_s:>9.2f}{r['images'] / epoch_s:>11,.0f}{r['accuracy']:>10.4f}"
+            f"{base / epoch_s:>8.1f}x   " + " ".join(f"{t:.2f}" for t in r["epochs"])
+        )
     print(f"ratio per epoch (DataLoader / ours): {rows[1][2] / rows[0][2]:.1f}x (target >= 8x)")
 
 

@@ -3,6 +3,7 @@
 Each class is a fixed random 28x28 pattern, blended with a distractor, shifted, plus noise, so a model learns it
 (accuracy is a sanity check, not a benchmark). Used by bench_training.py and bench_iterative.py.
 """
+
 import struct
 from pathlib import Path
 

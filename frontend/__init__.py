@@ -2,6 +2,7 @@
 
 No build step and no network: everything the page loads is served by the API process itself.
 """
+
 import gzip
 from functools import lru_cache
 from pathlib import Path
@@ -41,8 +42,9 @@ def mount_frontend(app: FastAPI) -> None:
     def plotly_js(request: Request) -> Response:
         headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", ""):
-            return Response(_plotly_gzip(), media_type="text/javascript",
-                            headers={**headers, "Content-Encoding": "gzip"})
+            return Response(
+                _plotly_gzip(), media_type="text/javascript", headers={**headers, "Content-Encoding": "gzip"}
+            )
         return FileResponse(plotly_js_path(), media_type="text/javascript", headers=headers)
 
     @app.get("/", include_in_schema=False)

@@ -1,4 +1,5 @@
 """Shared test fixtures: real services of this machine, and the CI rule that a missing one fails."""
+
 import os
 import socket
 import sys

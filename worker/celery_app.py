@@ -1,89 +1,12 @@
-"""The Celery app: the broker only carries "run job N"; the database holds everything else.
+"""The worker's Celery app: the broker configuration of backend.broker with this side's task module."""
 
-Torch-free at import time: the API imports this module to enqueue jobs.
-
-Crash safety comes from three settings working together: a task is acknowledged only after it returns
-(acks_late), a task whose worker process died is put back (reject_on_worker_lost), and Redis hands an
-unacknowledged task to another worker after visibility_timeout (keep it above the longest job). The task
-then resumes after the job's last stored step.
-"""
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 from celery import Celery
-from kombu import Queue
-from sqlalchemy.engine import make_url
 
-from backend.settings import Settings, get_settings
-
-QUEUES = ("default", "cpu", "gpu")
-TASK_NAME = "prunelab.run_job"
-
-_apps: dict[tuple, Celery] = {}
-_lock = threading.Lock()
+from backend.broker import make_celery
+from core.settings import Settings
 
 
-def is_sqlalchemy_broker(broker_url: str) -> bool:
-    return broker_url.split("://", 1)[0].split("+", 1)[0] in ("sqla", "sqlalchemy")
-
-
-def _transport_options(settings: Settings) -> dict:
-    if is_sqlalchemy_broker(settings.broker_url):
-        # kombu hands these options straight to sqlalchemy.create_engine, so no visibility_timeout here
-        # (that transport has none: `prunelab serve` re-enqueues unfinished jobs from the database instead).
-        # A generous SQLite busy timeout: the API's enqueue and the worker's polling share the file.
-        return {"connect_args": {"timeout": 30}}
-    return {"visibility_timeout": settings.visibility_timeout_s}
-
-
-def _ensure_sqlite_dir(broker_url: str) -> None:
-    if not is_sqlalchemy_broker(broker_url):
-        return
-    url = make_url(broker_url.split("+", 1)[1])
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
-    _ensure_sqlite_dir(settings.broker_url)
-    app = Celery("prunelab", broker=settings.broker_url, include=["worker.tasks"], set_as_current=False)
-    app.conf.update(
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_transport_options=_transport_options(settings),
-        broker_connection_retry_on_startup=True,
-        task_queues=[Queue(name) for name in QUEUES],
-        task_default_queue="default",
-        task_ignore_result=True,  # no result backend: the database is the truth
-        task_serializer="json",
-        accept_content=["json"],
-        worker_send_task_events=False,
-        worker_enable_remote_control=False,  # the SQLAlchemy transport has no fanout for it
-    )
-    return app
-
-
-def get_app(settings: Settings | None = None) -> Celery:
-    """One app per broker configuration in this process."""
-    settings = settings or get_settings()
-    key = (settings.broker_url, settings.visibility_timeout_s)
-    with _lock:
-        if key not in _apps:
-            _apps[key] = make_celery(settings)
-        return _apps[key]
-
-
-def check_queue(queue: str) -> str:
-    if queue not in QUEUES:
-        raise ValueError(f"queue: unknown queue {queue!r}; allowed: {', '.join(QUEUES)}")
-    return queue
-
-
-def enqueue_job(job_id: int, queue: str, settings: Settings | None = None) -> str:
-    """Ask a worker listening on `queue` to run job `job_id`; returns the Celery task id."""
-    result = get_app(settings).send_task(TASK_NAME, args=[int(job_id)], queue=check_queue(queue))
-    return result.id
+def worker_app(settings: Settings | None = None) -> Celery:
+    return make_celery(settings, include=["worker.tasks"])

@@ -4,6 +4,7 @@ Each step is committed alone, together with its layer masks and the job's summar
 loses at most the step in progress. Progress writes and cancel reads are throttled: the engine calls
 them every batch, the database needs them a couple of times a second at most.
 """
+
 from __future__ import annotations
 
 import time

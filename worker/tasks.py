@@ -2,6 +2,7 @@
 
 The engine (and torch) is imported inside the task, so importing this module stays light.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,8 @@ from sqlalchemy import update
 from backend import store
 from backend.db import dispose_engines, session_scope
 from backend.models import Job
-from backend.settings import get_settings
-from worker.celery_app import TASK_NAME
+from core.queues import TASK_NAME
+from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,14 @@ def _claim(job_id: int) -> tuple[dict, int] | None:
         attempts = job.attempts + 1
         session.execute(update(Job).where(Job.id == job_id).values(attempts=attempts))
         if redelivered and attempts > MAX_CRASH_REDELIVERIES:
-            store.set_status(session, job_id, "failed", message="failed",
-                             error=f"the worker died {attempts - 1} times while running this job "
-                                   "(out of memory or killed?); giving up")
+            store.set_status(
+                session,
+                job_id,
+                "failed",
+                message="failed",
+                error=f"the worker died {attempts - 1} times while running this job "
+                "(out of memory or killed?); giving up",
+            )
             return None
         return job.spec, store.completed_steps(session, job_id)
 
@@ -76,16 +82,22 @@ def run_job(job_id: int) -> str:
     out_dir = store.job_artifact_dir(settings.artifact_dir, job_id)
     log.info("job %s: running from step %d", job_id, completed)
     try:
+        from core.spec import parse_spec
         from worker.db_reporter import DbReporter
         from worker.engine.reporter import Cancelled
         from worker.engine.runner import run_job as run_engine
-        from worker.spec import parse_spec
 
         spec = parse_spec(spec_data)
         reporter = DbReporter(job_id)
         try:
-            run_engine(spec, out_dir, reporter, data_dir=settings.data_dir, cache_dir=settings.cache_dir,
-                       completed_steps=completed)
+            run_engine(
+                spec,
+                out_dir,
+                reporter,
+                data_dir=settings.data_dir,
+                cache_dir=settings.cache_dir,
+                completed_steps=completed,
+            )
         except Cancelled:
             with session_scope() as session:
                 gone = store.get_job(session, job_id) is None

@@ -5,10 +5,12 @@
   with a late clock cannot keep an old page alive for long).
 - Mask heatmaps: a stored mask never changes, so its rendered body is keyed by the mask row id.
 """
+
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 LIST_TTL_S = 2.0
 

@@ -1,5 +1,7 @@
 """Shared request plumbing: a DB session per request, settings, and errors in FastAPI's 422 shape."""
-from typing import Annotated, Any, AsyncIterator
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -9,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from backend import store
 from backend.db import json_dumps
 from backend.models import Job
-from backend.settings import Settings
+from core.settings import Settings
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on Postgres
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="job id")]
@@ -42,6 +44,7 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 class FastJSONResponse(Response):
     """JSONResponse through backend.db.json_dumps (orjson when installed: the run list and step lists are
     the hot paths)."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

@@ -1,6 +1,7 @@
 """GET /api/events: server-sent events. The server polls the DB cheaply (~every 0.5 s: jobs changed since the
 last poll, step rows newer than the last seen id) and sends `job` events (the Job JSON) and `step` events
 ({job_id, index}). Works the same whether the worker runs here or on another machine."""
+
 import asyncio
 import time
 from datetime import timedelta
@@ -64,12 +65,17 @@ class _Poller:
         return out
 
 
-@router.get("/events", summary="Server-sent events: `job` (Job JSON) and `step` ({job_id, index})",
-            response_class=StreamingResponse)
-async def events(request: Request, user: Reader,
-                 job_id: int | None = Query(None, ge=1, le=MAX_ID, description="only events of this job"),
-                 max_seconds: float | None = Query(None, gt=0, le=86400, description="end the stream after this long")
-                 ) -> StreamingResponse:
+@router.get(
+    "/events",
+    summary="Server-sent events: `job` (Job JSON) and `step` ({job_id, index})",
+    response_class=StreamingResponse,
+)
+async def events(
+    request: Request,
+    user: Reader,
+    job_id: int | None = Query(None, ge=1, le=MAX_ID, description="only events of this job"),
+    max_seconds: float | None = Query(None, gt=0, le=86400, description="end the stream after this long"),
+) -> StreamingResponse:
     poller = _Poller(request.app.state.sessions, job_id)
     await run_in_threadpool(poller.start)
 
@@ -91,5 +97,6 @@ async def events(request: Request, user: Reader,
                 return
             await asyncio.sleep(POLL_S)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

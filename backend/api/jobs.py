@@ -1,4 +1,5 @@
 """/api/jobs: submit, list, inspect, cancel, retry, delete, steps, masks, exports, checkpoints."""
+
 import csv
 import io
 import logging
@@ -15,22 +16,20 @@ from backend.api.deps import DB, AppSettings, FastJSONResponse, JobId, check_tex
 from backend.auth import Reader, Writer, check_can_modify
 from backend.db import json_dumps, orjson
 from backend.models import JOB_STATUSES, LayerMask, Step
-from worker.masks import MAX_CELLS, decode_density, decode_grid
-from worker.spec import SpecError, parse_spec
+from core.masks import MAX_CELLS, decode_density, decode_grid
+from core.spec import SpecError, parse_spec
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-SPEC_EXAMPLE = {"name": "lenet-block2", "model": "lenet300_100", "dataset": "digits",
-                "method": {"kind": "block", "block_size": 2},
-                "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 5}, "tags": ["demo"]}
-
-
-def _enqueue_with_celery(job_id: int, queue: str) -> Any:
-    # Imported here: the API process must not load the worker's dependencies until it needs the broker.
-    from worker.celery_app import enqueue_job
-
-    return enqueue_job(job_id, queue)
+SPEC_EXAMPLE = {
+    "name": "lenet-block2",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 5},
+    "tags": ["demo"],
+}
 
 
 def _enqueue(request: Request, session, job_id: int, queue: str) -> None:
@@ -39,8 +38,13 @@ def _enqueue(request: Request, session, job_id: int, queue: str) -> None:
         task_id = request.app.state.enqueue(job_id, queue)
     except Exception as exc:  # broker down, misconfigured: the user sees why on the job
         log.exception("could not enqueue job %s", job_id)
-        store.set_status(session, job_id, "failed", error=f"could not enqueue the job on queue {queue!r}: {exc}",
-                         message="could not enqueue")
+        store.set_status(
+            session,
+            job_id,
+            "failed",
+            error=f"could not enqueue the job on queue {queue!r}: {exc}",
+            message="could not enqueue",
+        )
     else:
         task_id = getattr(task_id, "id", task_id)
         if isinstance(task_id, str):
@@ -53,16 +57,20 @@ def _job_response(job, status_code: int = 200) -> FastJSONResponse:
 
 
 @router.post("", status_code=201, summary="Submit a job (the spec of `prunelab run`, as JSON)")
-def submit_job(request: Request, session: DB, user: Writer,
-               spec: dict[str, Any] = Body(..., examples=[SPEC_EXAMPLE])) -> FastJSONResponse:
+def submit_job(
+    request: Request, session: DB, user: Writer, spec: dict[str, Any] = Body(..., examples=[SPEC_EXAMPLE])
+) -> FastJSONResponse:
     try:
         parsed = parse_spec(spec)
     except SpecError as err:
         raise invalid(("body", *err.field.split(".")), err.message) from None
     settings = request.app.state.settings
     if user is not None and store.count_active_jobs(session, user.id) >= settings.max_queued_jobs_per_user:
-        raise HTTPException(429, f"user {user.name!r} already has {settings.max_queued_jobs_per_user} queued or "
-                                 "running jobs (PRUNELAB_MAX_QUEUED_JOBS_PER_USER); wait for some to finish")
+        raise HTTPException(
+            429,
+            f"user {user.name!r} already has {settings.max_queued_jobs_per_user} queued or "
+            "running jobs (PRUNELAB_MAX_QUEUED_JOBS_PER_USER); wait for some to finish",
+        )
     job = store.create_job(session, parsed, owner_id=user.id if user else None)
     session.commit()
     _enqueue(request, session, job.id, job.queue)
@@ -71,17 +79,34 @@ def submit_job(request: Request, session: DB, user: Writer,
 
 
 @router.get("", summary="List jobs (filters, sort, paging); never reads step history")
-def list_jobs(request: Request, session: DB, user: Reader,
-              status: str | None = Query(None, description=f"one or more of {', '.join(JOB_STATUSES)}, comma separated"),
-              model: str | None = None, dataset: str | None = None, method: str | None = None,
-              schedule: str | None = None, tag: str | None = None,
-              owner: str | None = Query(None, description="user name"),
-              q: str | None = Query(None, max_length=200, description="text the run name contains (any case)"),
-              sort: str = Query("-created_at", description="created_at, name, best_accuracy, last_sparsity, ...; "
-                                                          "prefix - for descending"),
-              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> FastJSONResponse:
-    filters = {"status": status, "model": model, "dataset": dataset, "method": method, "schedule": schedule,
-               "tag": tag, "owner": owner, "q": q}
+def list_jobs(
+    request: Request,
+    session: DB,
+    user: Reader,
+    status: str | None = Query(None, description=f"one or more of {', '.join(JOB_STATUSES)}, comma separated"),
+    model: str | None = None,
+    dataset: str | None = None,
+    method: str | None = None,
+    schedule: str | None = None,
+    tag: str | None = None,
+    owner: str | None = Query(None, description="user name"),
+    q: str | None = Query(None, max_length=200, description="text the run name contains (any case)"),
+    sort: str = Query(
+        "-created_at", description="created_at, name, best_accuracy, last_sparsity, ...; prefix - for descending"
+    ),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> FastJSONResponse:
+    filters = {
+        "status": status,
+        "model": model,
+        "dataset": dataset,
+        "method": method,
+        "schedule": schedule,
+        "tag": tag,
+        "owner": owner,
+        "q": q,
+    }
     for name, value in filters.items():
         check_text("query", name, value)
     check_text("query", "sort", sort)
@@ -92,8 +117,9 @@ def list_jobs(request: Request, session: DB, user: Reader,
             jobs, total = store.list_jobs(session, **filters, sort=sort, limit=limit, offset=offset)
         except store.StoreError as err:
             raise invalid(("query", err.field), err.message) from None
-        body = json_dumps({"items": [store.job_to_dict(j) for j in jobs], "total": total,
-                           "limit": limit, "offset": offset}).encode()
+        body = json_dumps(
+            {"items": [store.job_to_dict(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
+        ).encode()
         request.app.state.list_cache.put(key, body)
     return Response(body, media_type="application/json")
 
@@ -124,8 +150,11 @@ def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> Fas
     check_can_modify(user, job)
     settings = request.app.state.settings
     if user is not None and store.count_active_jobs(session, user.id) >= settings.max_queued_jobs_per_user:
-        raise HTTPException(429, f"user {user.name!r} already has {settings.max_queued_jobs_per_user} queued or "
-                                 "running jobs; wait for some to finish")
+        raise HTTPException(
+            429,
+            f"user {user.name!r} already has {settings.max_queued_jobs_per_user} queued or "
+            "running jobs; wait for some to finish",
+        )
     try:
         store.retry_job(session, job)
     except store.StoreError as err:
@@ -151,9 +180,12 @@ def delete_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings) 
 
 
 @router.get("/{job_id}/steps", summary="Steps of a job (only those with index > after)")
-def list_steps(job_id: JobId, session: DB, user: Reader,
-               after: int | None = Query(None, ge=-1, le=10**9, description="only steps with a larger index")
-               ) -> FastJSONResponse:
+def list_steps(
+    job_id: JobId,
+    session: DB,
+    user: Reader,
+    after: int | None = Query(None, ge=-1, le=10**9, description="only steps with a larger index"),
+) -> FastJSONResponse:
     job_or_404(session, job_id)
     return FastJSONResponse({"items": [store.step_to_dict(s) for s in store.list_steps(session, job_id, after)]})
 
@@ -172,19 +204,27 @@ def _per_cell(total: int, cells: int) -> float | int:
 
 
 @router.get("/{job_id}/layers/{layer}/mask", summary="Heatmap of a layer's mask (at most 256 x 256 cells)")
-def layer_mask(job_id: JobId, layer: str, request: Request, session: DB, user: Reader,
-               step: int | None = Query(None, ge=0, le=10**9, description="step index; default the latest")
-               ) -> FastJSONResponse:
+def layer_mask(
+    job_id: JobId,
+    layer: str,
+    request: Request,
+    session: DB,
+    user: Reader,
+    step: int | None = Query(None, ge=0, le=10**9, description="step index; default the latest"),
+) -> FastJSONResponse:
     check_text("path", "layer", layer)
     job_or_404(session, job_id)
     found = store.get_layer_mask(session, job_id, layer, step)
     if found is None:
         latest = store.get_step(session, job_id, step)
         if latest is None:
-            raise HTTPException(404, f"job {job_id} has no step {step}" if step is not None
-                                else f"job {job_id} has no steps yet")
+            raise HTTPException(
+                404, f"job {job_id} has no step {step}" if step is not None else f"job {job_id} has no steps yet"
+            )
         names = [entry.get("name") for entry in latest.metrics.get("layers", [])]
-        raise HTTPException(404, f"no mask for layer {layer!r} at step {latest.index}; layers: {', '.join(map(str, names))}")
+        raise HTTPException(
+            404, f"no mask for layer {layer!r} at step {latest.index}; layers: {', '.join(map(str, names))}"
+        )
     index, mask = found
     cached = request.app.state.mask_cache.get(mask.id)
     if cached is not None:
@@ -204,17 +244,47 @@ def layer_mask(job_id: JobId, layer: str, request: Request, session: DB, user: R
     else:
         raise HTTPException(404, f"layer {layer!r} of job {job_id} has no stored mask at step {index}")
     # values stays a numpy array: orjson writes 65536 cells in ~1 ms (json.dumps of lists: ~20 ms).
-    body = json_dumps({"layer": layer, "step": index, "kind": kind, "shape": shape, "cell": cell,
-                       "weight_shape": mask.weight_shape, "sparsity": mask.sparsity,
-                       "values": values if orjson is not None else values.tolist()}).encode()
+    body = json_dumps(
+        {
+            "layer": layer,
+            "step": index,
+            "kind": kind,
+            "shape": shape,
+            "cell": cell,
+            "weight_shape": mask.weight_shape,
+            "sparsity": mask.sparsity,
+            "values": values if orjson is not None else values.tolist(),
+        }
+    ).encode()
     request.app.state.mask_cache.put(mask.id, body)  # a stored mask never changes
     return Response(body, media_type="application/json")
 
 
-CSV_COLUMNS = ["index", "target_sparsity", "sparsity", "accuracy", "accuracy_before_finetune", "accuracy_drop",
-               "val_accuracy", "loss", "params_total", "params_nonzero", "size_dense_bytes", "size_sparse_bytes",
-               "size_compact_bytes", "flops_dense", "flops_effective", "latency_device", "latency_batch_size",
-               "latency_dense_ms", "latency_realised_ms", "latency_speedup", "latency_form", "seconds", "checkpoint"]
+CSV_COLUMNS = [
+    "index",
+    "target_sparsity",
+    "sparsity",
+    "accuracy",
+    "accuracy_before_finetune",
+    "accuracy_drop",
+    "val_accuracy",
+    "loss",
+    "params_total",
+    "params_nonzero",
+    "size_dense_bytes",
+    "size_sparse_bytes",
+    "size_compact_bytes",
+    "flops_dense",
+    "flops_effective",
+    "latency_device",
+    "latency_batch_size",
+    "latency_dense_ms",
+    "latency_realised_ms",
+    "latency_speedup",
+    "latency_form",
+    "seconds",
+    "checkpoint",
+]
 
 
 def _flat_row(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +303,11 @@ def export_csv(job_id: JobId, session: DB, user: Reader) -> Response:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    return Response(out.getvalue(), media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.csv"'})
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.csv"'},
+    )
 
 
 @router.get("/{job_id}/export.json", summary="The job, its baseline and every step with layer masks (like result.json)")
@@ -243,8 +316,9 @@ def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
     steps = store.list_steps(session, job_id)
     masks: dict[tuple[int, str], LayerMask] = {}
     if steps:
-        for m in session.scalars(select(LayerMask).join(Step, Step.id == LayerMask.step_id)
-                                 .where(Step.job_id == job_id)):
+        for m in session.scalars(
+            select(LayerMask).join(Step, Step.id == LayerMask.step_id).where(Step.job_id == job_id)
+        ):
             masks[(m.step_id, m.layer)] = m
     out_steps = []
     for s in steps:
@@ -256,17 +330,23 @@ def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
             layers.append(entry)
         out_steps.append({**s.metrics, "index": s.index, "layers": layers})
     body = {"job": store.job_to_dict(job), "baseline": job.baseline, "steps": out_steps}
-    return Response(json_dumps(body), media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.json"'})
+    return Response(
+        json_dumps(body),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.json"'},
+    )
 
 
 @router.get("/{job_id}/checkpoint", summary="Download a step's checkpoint (default: the latest step)")
-def checkpoint(job_id: JobId, session: DB, user: Reader, settings: AppSettings,
-               step: int | None = Query(None, ge=0, le=10**9)) -> FileResponse:
+def checkpoint(
+    job_id: JobId, session: DB, user: Reader, settings: AppSettings, step: int | None = Query(None, ge=0, le=10**9)
+) -> FileResponse:
     job_or_404(session, job_id)
     row = store.get_step(session, job_id, step)
     if row is None:
-        raise HTTPException(404, f"job {job_id} has no step {step}" if step is not None else f"job {job_id} has no steps")
+        raise HTTPException(
+            404, f"job {job_id} has no step {step}" if step is not None else f"job {job_id} has no steps"
+        )
     relative = row.metrics.get("checkpoint")
     if not relative or not isinstance(relative, str) or "\x00" in relative:
         raise HTTPException(404, f"step {row.index} of job {job_id} has no checkpoint")
@@ -276,5 +356,6 @@ def checkpoint(job_id: JobId, session: DB, user: Reader, settings: AppSettings,
         raise HTTPException(403, "checkpoint path points outside the artifact directory; refused")
     if not path.is_file():
         raise HTTPException(404, f"checkpoint file of step {row.index} is missing")
-    return FileResponse(path, media_type="application/octet-stream",
-                        filename=f"prunelab-job-{job_id}-step-{row.index}.pt")
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"prunelab-job-{job_id}-step-{row.index}.pt"
+    )

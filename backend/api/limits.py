@@ -1,4 +1,5 @@
 """Request size limit (413) as plain ASGI middleware: checks Content-Length, and counts chunked bodies."""
+
 import json
 
 from fastapi import HTTPException
@@ -14,11 +15,19 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps({"detail": f"request body too large: {int(declared)} bytes, "
-                                         f"the limit is {self.max_bytes} (PRUNELAB_MAX_REQUEST_BYTES)"}).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+            body = json.dumps(
+                {
+                    "detail": f"request body too large: {int(declared)} bytes, "
+                    f"the limit is {self.max_bytes} (PRUNELAB_MAX_REQUEST_BYTES)"
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         received = 0

@@ -1,4 +1,5 @@
 """/api/compare, /api/catalog, /api/me, /api/health."""
+
 import functools
 from typing import Any
 
@@ -27,12 +28,20 @@ def _version() -> str:
 
 def _point(m: dict[str, Any]) -> dict[str, Any]:
     latency = m.get("latency") or {}
-    return {"index": m.get("index"), "target_sparsity": m.get("target_sparsity"), "sparsity": m.get("sparsity"),
-            "accuracy": m.get("accuracy"), "accuracy_before_finetune": m.get("accuracy_before_finetune"),
-            "flops_effective": m.get("flops_effective"), "flops_dense": m.get("flops_dense"),
-            "latency_ms": latency.get("realised_ms"), "dense_latency_ms": latency.get("dense_ms"),
-            "speedup": latency.get("speedup"), "size_sparse_bytes": m.get("size_sparse_bytes"),
-            "size_dense_bytes": m.get("size_dense_bytes")}
+    return {
+        "index": m.get("index"),
+        "target_sparsity": m.get("target_sparsity"),
+        "sparsity": m.get("sparsity"),
+        "accuracy": m.get("accuracy"),
+        "accuracy_before_finetune": m.get("accuracy_before_finetune"),
+        "flops_effective": m.get("flops_effective"),
+        "flops_dense": m.get("flops_dense"),
+        "latency_ms": latency.get("realised_ms"),
+        "dense_latency_ms": latency.get("dense_ms"),
+        "speedup": latency.get("speedup"),
+        "size_sparse_bytes": m.get("size_sparse_bytes"),
+        "size_dense_bytes": m.get("size_dense_bytes"),
+    }
 
 
 def downsample(items: list, points: int) -> list:
@@ -44,8 +53,12 @@ def downsample(items: list, points: int) -> list:
 
 
 @router.get("/compare", summary="Curves of several runs in one response, downsampled to `points` per run")
-def compare(session: DB, user: Reader, ids: str = Query(..., description="job ids, comma separated (at most 200)"),
-            points: int = Query(200, ge=2, le=2000)) -> FastJSONResponse:
+def compare(
+    session: DB,
+    user: Reader,
+    ids: str = Query(..., description="job ids, comma separated (at most 200)"),
+    points: int = Query(200, ge=2, le=2000),
+) -> FastJSONResponse:
     try:
         job_ids = list(dict.fromkeys(int(p) for p in ids.split(",") if p.strip()))
     except ValueError:
@@ -61,14 +74,20 @@ def compare(session: DB, user: Reader, ids: str = Query(..., description="job id
     if missing:
         raise HTTPException(404, f"jobs not found: {', '.join(map(str, missing))}")
     curves = store.step_curves(session, job_ids)
-    runs = [{"job": store.job_to_dict(jobs[j]), "points": [_point(m) for m in downsample(curves[j], points)],
-             "total_points": len(curves[j])} for j in job_ids]
+    runs = [
+        {
+            "job": store.job_to_dict(jobs[j]),
+            "points": [_point(m) for m in downsample(curves[j], points)],
+            "total_points": len(curves[j]),
+        }
+        for j in job_ids
+    ]
     return FastJSONResponse({"runs": runs})
 
 
 @router.get("/catalog", summary="Models, datasets, methods, schedules: parameters, types, ranges, defaults")
 def catalog(user: Reader) -> FastJSONResponse:
-    from worker.spec import catalog as build_catalog
+    from core.spec import catalog as build_catalog
 
     return FastJSONResponse(build_catalog())
 
@@ -85,8 +104,13 @@ def me(request: Request, user: Reader) -> FastJSONResponse:
 @router.get("/health", summary="Database reachable, version")
 def health(request: Request) -> FastJSONResponse:
     settings = request.app.state.settings
-    body = {"status": "ok", "db": "ok", "version": _version(), "auth": settings.auth,
-            "public_read": settings.public_read}
+    body = {
+        "status": "ok",
+        "db": "ok",
+        "version": _version(),
+        "auth": settings.auth,
+        "public_read": settings.public_read,
+    }
     try:
         with request.app.state.sessions() as session:
             session.execute(text("SELECT 1"))

@@ -1,4 +1,5 @@
 """Alembic environment, configured from code by backend.db.alembic_config (no alembic.ini)."""
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -20,8 +21,9 @@ def _configure(connection) -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.attributes["database_url"], target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.attributes["database_url"], target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

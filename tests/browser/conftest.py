@@ -1,6 +1,7 @@
 """Browser tests: the real `prunelab serve` as a subprocess (temporary PRUNELAB_HOME, embedded SQLite database
 and broker, its own worker) and Debian's Chromium driven by Playwright. Playwright never downloads a browser.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,14 @@ def page(browser):
     page.errors = errors
     # The page must work with no network: every request goes to our own server.
     elsewhere = []
-    page.on("request", lambda req: elsewhere.append(req.url)
-            if not req.url.startswith(("http://127.0.0.1:", "data:", "blob:", "about:")) else None)
+    page.on(
+        "request",
+        lambda req: (
+            elsewhere.append(req.url)
+            if not req.url.startswith(("http://127.0.0.1:", "data:", "blob:", "about:"))
+            else None
+        ),
+    )
     page.set_default_timeout(20_000)
     yield page
     context.close()

@@ -1,5 +1,6 @@
 """Start and stop the real `prunelab serve` for browser tests and bench/bench_pages.py: a subprocess with a
 temporary PRUNELAB_HOME (embedded SQLite database and broker, and its own worker unless told not to)."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,15 @@ from pathlib import Path
 
 import httpx
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1366, "height": 768}  # a laptop screen
 
 
@@ -44,7 +52,7 @@ def prunelab_command() -> list[str]:
     script = Path(sys.executable).with_name("prunelab")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')"]
+    return [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
 
 
 def start_server(home: Path, *, worker: bool, env: dict[str, str] | None = None) -> Server:
@@ -79,5 +87,3 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
-
-

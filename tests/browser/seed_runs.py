@@ -1,29 +1,35 @@
 """Stored runs for page tests and bench/bench_pages.py, written through backend.store like the worker does.
 
-Each run is a LeNet-300-100 / digits job whose steps carry real encoded masks (worker.masks): nested block
+Each run is a LeNet-300-100 / digits job whose steps carry real encoded masks (core.masks): nested block
 keep grids that lose a share of their blocks at every step, as iterative pruning does. The figures are made
 up (no training happens), but every field the engine reports is there, so the pages draw what they would
 draw for a real run.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 from backend import store
 from backend.db import session_scope
-from worker.masks import density_grid, encode_density, encode_grid
-from worker.spec import parse_spec
+from core.masks import density_grid, encode_density, encode_grid
+from core.spec import parse_spec
 
 LAYERS = {"fc1": (300, 64), "fc2": (100, 300), "fc3": (10, 100)}  # LeNet-300-100 on 8x8 digits
 METHODS = ("block", "magnitude", "channel")
 
 
 def _spec(i: int, method: str, steps: int) -> dict:
-    spec = {"name": f"seed-{method}-{i}", "model": "lenet300_100", "dataset": "digits",
-            "train": {"epochs": 2}, "schedule": {"kind": "iterative", "rate": 0.2, "rounds": steps},
-            "tags": ["bench", method]}
+    spec = {
+        "name": f"seed-{method}-{i}",
+        "model": "lenet300_100",
+        "dataset": "digits",
+        "train": {"epochs": 2},
+        "schedule": {"kind": "iterative", "rate": 0.2, "rounds": steps},
+        "tags": ["bench", method],
+    }
     spec["method"] = {"kind": method, **({"block_size": 2 + i % 3} if method == "block" else {})}
     return spec
 
@@ -37,7 +43,7 @@ def _block_shape(method: str, spec: dict, shape: tuple[int, int]) -> tuple[int, 
     return 1, 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _masks(method: str, block_size: int, steps: int, variant: int) -> tuple:
     """Per step: (layer dicts, nonzero weights, weights) of nested block masks. Cached: runs of the same
     method and block size share a few mask sequences, so storing 100 runs stays quick."""
@@ -63,10 +69,19 @@ def _masks(method: str, block_size: int, steps: int, variant: int) -> tuple:
             nonzero = int(keep.sum())
             nonzero_sum += nonzero
             weights_sum += keep.size
-            layers.append({"name": name, "kind": "linear", "shape": list(shape), "params": keep.size, "nonzero": nonzero,
-                           "sparsity": 1 - nonzero / keep.size, "target_sparsity": layer_target,
-                           "mask": {"block_shape": list(bs), "grid": encode_grid(keep_blocks)},
-                           "density": encode_density(density_grid(keep))})
+            layers.append(
+                {
+                    "name": name,
+                    "kind": "linear",
+                    "shape": list(shape),
+                    "params": keep.size,
+                    "nonzero": nonzero,
+                    "sparsity": 1 - nonzero / keep.size,
+                    "target_sparsity": layer_target,
+                    "mask": {"block_shape": list(bs), "grid": encode_grid(keep_blocks)},
+                    "density": encode_density(density_grid(keep)),
+                }
+            )
         out.append((target, layers, nonzero_sum, weights_sum))
     return tuple(out)
 
@@ -76,24 +91,46 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
     out = []
     params_total = sum(r * c for r, c in LAYERS.values()) + 300 + 100 + 10
     variant = int(rng.integers(0, 3))
-    for k, (target, layers, nonzero_sum, weights_sum) in enumerate(_masks(method, spec["method"].get("block_size", 1), steps, variant)):
+    for k, (target, layers, nonzero_sum, weights_sum) in enumerate(
+        _masks(method, spec["method"].get("block_size", 1), steps, variant)
+    ):
         sparsity = 1 - nonzero_sum / weights_sum
         drop_after = max(0.0, max(0.0, sparsity - 0.6) ** 2 * 0.6 + rng.normal(0, 0.003))
         accuracy = baseline - drop_after
-        before = accuracy - abs(rng.normal(0.01, 0.01)) * (1 + 8 * sparsity ** 4)
+        before = accuracy - abs(rng.normal(0.01, 0.01)) * (1 + 8 * sparsity**4)
         params_nonzero = nonzero_sum + 410
         dense_ms = 0.9 + rng.normal(0, 0.02)
         realised_ms = dense_ms * (0.35 + 0.65 * (1 - sparsity)) if method != "magnitude" else dense_ms * 1.05
-        out.append({
-            "index": k, "target_sparsity": target, "sparsity": sparsity, "accuracy": accuracy,
-            "accuracy_before_finetune": before, "accuracy_drop": baseline - before, "val_accuracy": accuracy,
-            "loss": 0.1 + (baseline - accuracy), "params_total": params_total, "params_nonzero": params_nonzero,
-            "size_dense_bytes": params_total * 4, "size_sparse_bytes": int(params_nonzero * 6 + 2048),
-            "size_compact_bytes": params_total * 4, "flops_dense": 2 * weights_sum, "flops_effective": 2 * nonzero_sum,
-            "latency": {"device": "cpu", "batch_size": 64, "dense_ms": dense_ms, "realised_ms": realised_ms,
-                        "speedup": dense_ms / realised_ms, "form": {"block": "bsr", "magnitude": "csr", "channel": "compact"}[method]},
-            "seconds": 0.5, "checkpoint": f"checkpoints/step_{k}.pt", "layers": [dict(layer) for layer in layers],
-        })
+        out.append(
+            {
+                "index": k,
+                "target_sparsity": target,
+                "sparsity": sparsity,
+                "accuracy": accuracy,
+                "accuracy_before_finetune": before,
+                "accuracy_drop": baseline - before,
+                "val_accuracy": accuracy,
+                "loss": 0.1 + (baseline - accuracy),
+                "params_total": params_total,
+                "params_nonzero": params_nonzero,
+                "size_dense_bytes": params_total * 4,
+                "size_sparse_bytes": int(params_nonzero * 6 + 2048),
+                "size_compact_bytes": params_total * 4,
+                "flops_dense": 2 * weights_sum,
+                "flops_effective": 2 * nonzero_sum,
+                "latency": {
+                    "device": "cpu",
+                    "batch_size": 64,
+                    "dense_ms": dense_ms,
+                    "realised_ms": realised_ms,
+                    "speedup": dense_ms / realised_ms,
+                    "form": {"block": "bsr", "magnitude": "csr", "channel": "compact"}[method],
+                },
+                "seconds": 0.5,
+                "checkpoint": f"checkpoints/step_{k}.pt",
+                "layers": [dict(layer) for layer in layers],
+            }
+        )
     return out
 
 
@@ -113,15 +150,36 @@ def insert_runs(database_url: str, count: int, steps: int = 8, seed: int = 0) ->
             first = step_dicts[0]
             job = store.create_job(session, parse_spec(spec))
             store.set_status(session, job.id, "running")
-            store.set_baseline(session, job.id, {
-                "accuracy": baseline, "loss": 0.1, "val_accuracy": baseline, "params_total": first["params_total"],
-                "params_nonzero": first["params_total"], "size_dense_bytes": first["size_dense_bytes"],
-                "flops": first["flops_dense"], "train_seconds": 1.0, "cached": i > 0, "device": "cpu",
-                "latency": {**first["latency"], "realised_ms": first["latency"]["dense_ms"], "speedup": 1.0, "form": "dense"}})
+            store.set_baseline(
+                session,
+                job.id,
+                {
+                    "accuracy": baseline,
+                    "loss": 0.1,
+                    "val_accuracy": baseline,
+                    "params_total": first["params_total"],
+                    "params_nonzero": first["params_total"],
+                    "size_dense_bytes": first["size_dense_bytes"],
+                    "flops": first["flops_dense"],
+                    "train_seconds": 1.0,
+                    "cached": i > 0,
+                    "device": "cpu",
+                    "latency": {
+                        **first["latency"],
+                        "realised_ms": first["latency"]["dense_ms"],
+                        "speedup": 1.0,
+                        "form": "dense",
+                    },
+                },
+            )
             for step in step_dicts:
                 store.add_step(session, job.id, step)
             store.set_progress(session, job.id, len(step_dicts) / steps)
-            error = "RuntimeError: CUDA out of memory (a made-up failure for the page tests)" if status == "failed" else None
+            error = (
+                "RuntimeError: CUDA out of memory (a made-up failure for the page tests)"
+                if status == "failed"
+                else None
+            )
             store.set_status(session, job.id, status, error=error)
             ids.append(job.id)
     return ids

@@ -1,4 +1,5 @@
 """The dashboard in a real Chromium against the real `prunelab serve`."""
+
 import csv
 import io
 import time
@@ -25,6 +26,7 @@ def heatmap_state(page) -> dict:
 
 
 # ---------------------------------------------------------------- a real job, submitted through the form
+
 
 def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, artifacts):
     page.goto(f"{worker_server.base_url}/#/new")
@@ -60,7 +62,9 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     assert {1, 2} & set(drawn), f"the curve never grew point by point while the job ran: {sorted(set(drawn))}"
 
     # The curve: after fine-tuning, right after pruning, baseline.
-    curve = page.evaluate("""() => document.querySelector('#curve').data.map(t => ({name: t.name, n: t.x.length, y: t.y}))""")
+    curve = page.evaluate(
+        """() => document.querySelector('#curve').data.map(t => ({name: t.name, n: t.x.length, y: t.y}))"""
+    )
     assert len(curve) == 3
     assert [t["n"] for t in curve[:2]] == [3, 3]
     assert curve[2]["name"].startswith("baseline ")
@@ -70,7 +74,9 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     page.wait_for_function("() => document.querySelector('#heatmap').dataset.step === '2'")
     last = heatmap_state(page)
     assert last["layer"] == "fc1" and last["rows"] == 150 and last["cols"] == 32  # 300x64 weights in 2x2 blocks
-    page.eval_on_selector("#mask-step", "el => { el.value = '0'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.eval_on_selector(
+        "#mask-step", "el => { el.value = '0'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
     page.wait_for_function("() => document.querySelector('#heatmap').dataset.step === '0'")
     first = heatmap_state(page)
     assert first["kept"] > last["kept"]
@@ -81,7 +87,9 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     page.wait_for_function("() => document.querySelector('#heatmap').dataset.layer === 'fc2'")
     assert heatmap_state(page)["rows"] == 50  # 100x300 weights in 2x2 blocks
 
-    page.eval_on_selector("#mask-step", "el => { el.value = '2'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.eval_on_selector(
+        "#mask-step", "el => { el.value = '2'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
     page.wait_for_function("() => document.querySelector('#heatmap').dataset.step === '2'")
     assert page.evaluate("document.querySelector('#layer-chart').data[0].x") == ["fc1", "fc2", "fc3"]
     page.screenshot(path=str(artifacts / "run.png"))
@@ -105,9 +113,17 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
 
 def test_cancel_and_retry_from_the_run_page(worker_server, page):
     with worker_server.api() as api:
-        job = api.post("/api/jobs", json={"name": "to-cancel", "model": "lenet300_100", "dataset": "digits",
-                                          "train": {"epochs": 40}, "method": {"kind": "magnitude"},
-                                          "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 20}}).json()
+        job = api.post(
+            "/api/jobs",
+            json={
+                "name": "to-cancel",
+                "model": "lenet300_100",
+                "dataset": "digits",
+                "train": {"epochs": 40},
+                "method": {"kind": "magnitude"},
+                "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 20},
+            },
+        ).json()
     page.goto(f"{worker_server.base_url}/#/run/{job['id']}")
     page.click("#cancel-run")
     wait_for_status(page, "cancelled", 60)
@@ -123,6 +139,7 @@ def test_cancel_and_retry_from_the_run_page(worker_server, page):
 
 
 # ---------------------------------------------------------------- the form shows the API's 422 where it belongs
+
 
 def test_bad_value_shows_the_api_message_next_to_the_field(stored_server, page):
     with stored_server.api() as api:
@@ -161,6 +178,7 @@ def test_form_follows_method_schedule_and_model(stored_server, page, artifacts):
 
 
 # ---------------------------------------------------------------- stored runs: list, failed run, compare, speed
+
 
 def test_clone_fills_the_form_from_a_run(stored_server, page):
     with stored_server.api() as api:
@@ -290,11 +308,15 @@ def test_list_filters_are_in_the_url(stored_server, page):
     page.goto(f"{stored_server.base_url}/#/runs")
     page.wait_for_selector("#runs-table")
     page.select_option("select[name=method]", "channel")
-    page.wait_for_function("() => [...document.querySelectorAll('#runs-table tbody tr')].length > 0 && "
-                           "[...document.querySelectorAll('#runs-table tbody tr .method-chip')].every(c => c.textContent === 'channel')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#runs-table tbody tr')].length > 0 && "
+        "[...document.querySelectorAll('#runs-table tbody tr .method-chip')].every(c => c.textContent === 'channel')"
+    )
     assert "method=channel" in page.url
     page.select_option("select[name=status]", "failed")
-    page.wait_for_function("() => [...document.querySelectorAll('#runs-table .status')].every(s => s.dataset.status === 'failed')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#runs-table .status')].every(s => s.dataset.status === 'failed')"
+    )
     page.reload()
     page.wait_for_selector("#runs-table")
     assert page.input_value("select[name=method]") == "channel"
@@ -317,8 +339,10 @@ def test_list_updates_live(stored_server, page, mode):
         store.set_status(session, job_id, "running", message="fine-tuning")
         store.set_progress(session, job_id, 0.42, message="step 3/8: fine-tuning")
     try:
-        page.wait_for_function(f"() => document.querySelector(\"tr[data-job-id='{job_id}'] .progress-label\")?.textContent === '42%'",
-                               timeout=15_000)
+        page.wait_for_function(
+            f"() => document.querySelector(\"tr[data-job-id='{job_id}'] .progress-label\")?.textContent === '42%'",
+            timeout=15_000,
+        )
         assert "step 3/8" in page.text_content(f"tr[data-job-id='{job_id}']")
     finally:
         with session_scope(stored_server.database_url) as session:

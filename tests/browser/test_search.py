@@ -1,5 +1,6 @@
 """The runs list's search box: typing filters the table by run name (any case), the URL keeps it, and
 "clear filters" empties it."""
+
 from urllib.parse import quote
 
 
@@ -15,10 +16,15 @@ def test_search_box_filters_runs_by_name(stored_server, page):
 
     page.wait_for_function(
         "n => document.querySelectorAll('#runs-table tbody tr').length === n && !document.querySelector('.stale')",
-        arg=len(wanted))
-    shown = {int(i) for i in page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => r.dataset.jobId)")}
+        arg=len(wanted),
+    )
+    shown = {
+        int(i) for i in page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => r.dataset.jobId)")
+    }
     assert shown == wanted
-    assert all("magnitude-1" in name for name in page.eval_on_selector_all(".run-name", "els => els.map(e => e.textContent)"))
+    assert all(
+        "magnitude-1" in name for name in page.eval_on_selector_all(".run-name", "els => els.map(e => e.textContent)")
+    )
     assert f"q={quote('MAGNITUDE-1')}" in page.url
     assert page.text_content("#runs-count") == f"{len(wanted)} runs match"
 

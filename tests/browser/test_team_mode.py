@@ -1,14 +1,21 @@
 """Team mode (PRUNELAB_AUTH=tokens) in the browser: the token is asked for once and kept, 401 and 403 show as
 clear banners, never as a broken page; the top bar says who is signed in; buttons the server would refuse
 (viewers writing, users changing others' runs) are not shown; the runs list filters by owner."""
+
 import pytest
+from prunelab_server import VIEWPORT, start_server, stop_server
 
 from backend import store
 from backend.db import session_scope
-from prunelab_server import VIEWPORT, start_server, stop_server
 
-SPEC = {"name": "alice-run", "model": "lenet300_100", "dataset": "digits", "method": {"kind": "block", "block_size": 2},
-        "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 2}, "tags": ["team"]}
+SPEC = {
+    "name": "alice-run",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 2},
+    "tags": ["team"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +148,11 @@ def test_only_the_owner_or_an_admin_sees_cancel_and_delete(team_server, browser,
 
 
 def test_anonymous_reader_sees_no_write_buttons(tmp_path_factory, browser):
-    server = start_server(tmp_path_factory.mktemp("serve-public"), worker=False,
-                          env={"PRUNELAB_AUTH": "tokens", "PRUNELAB_PUBLIC_READ": "true"})
+    server = start_server(
+        tmp_path_factory.mktemp("serve-public"),
+        worker=False,
+        env={"PRUNELAB_AUTH": "tokens", "PRUNELAB_PUBLIC_READ": "true"},
+    )
     try:
         with session_scope(server.database_url) as session:
             _, alice = store.create_user(session, "alice", "user")

@@ -1,11 +1,12 @@
 """measure_model: sizes, FLOPs and latency that agree with each other and with the pruning."""
+
 import pytest
 import torch
 
+from core.masks import decode_grid
 from worker.engine.metrics import bsr_bytes, csr_bytes, flop_counts, measure_model
 from worker.engine.models import build_model
 from worker.engine.pruning import BlockPruner, ChannelPruner, MagnitudePruner
-from worker.masks import decode_grid
 
 LENET_FLOPS = 2 * (64 * 300 + 300 * 100 + 100 * 10)
 LATENCY_KEYS = {"device", "batch_size", "dense_ms", "realised_ms", "speedup", "form"}

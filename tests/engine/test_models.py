@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from core.spec import DATASETS, MODEL_LAYERS, MODELS
 from worker.engine.models import build_model, model_input_shape
-from worker.spec import DATASETS, MODEL_LAYERS, MODELS
 
 
 @pytest.mark.parametrize("name", list(MODELS))

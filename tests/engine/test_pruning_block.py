@@ -1,4 +1,5 @@
 """Block pruning: exact block counts, uniform blocks (edges, rectangles, conv), global scope, masks that hold."""
+
 import copy
 import math
 
@@ -7,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from core.masks import decode_density, decode_grid
 from worker.engine.pruning import BlockPruner, block_mask, block_scores, expand_blocks, lowest_mask
-from worker.masks import decode_density, decode_grid
 
 
 def blocks_uniform(mask2d: torch.Tensor, block: tuple[int, int]) -> bool:
@@ -17,7 +18,7 @@ def blocks_uniform(mask2d: torch.Tensor, block: tuple[int, int]) -> bool:
     rows, cols = mask2d.shape
     for i in range(0, rows, r):
         for j in range(0, cols, c):
-            cell = mask2d[i:i + r, j:j + c]
+            cell = mask2d[i : i + r, j : j + c]
             if not (cell.all() or not cell.any()):
                 return False
     return True
@@ -35,8 +36,17 @@ def test_lowest_mask_counts_exactly_with_ties_and_keeps_dead_entries():
     assert lowest_mask(scores, alive, 0).tolist() == [False] * 5 + [True]
 
 
-@pytest.mark.parametrize("shape,block", [((64, 48), (4, 4)), ((30, 50), (4, 4)), ((30, 50), (3, 7)), ((17, 5), (2, 2)),
-                                         ((10, 10), (1, 1)), ((8, 8), (16, 16))])
+@pytest.mark.parametrize(
+    "shape,block",
+    [
+        ((64, 48), (4, 4)),
+        ((30, 50), (4, 4)),
+        ((30, 50), (3, 7)),
+        ((17, 5), (2, 2)),
+        ((10, 10), (1, 1)),
+        ((8, 8), (16, 16)),
+    ],
+)
 def test_block_mask_hits_the_block_target_and_blocks_are_uniform(shape, block):
     torch.manual_seed(0)
     weight = torch.randn(shape)

@@ -1,4 +1,5 @@
 """Channel pruning with Torch-Pruning: physically smaller models that still run and train."""
+
 import copy
 
 import numpy as np
@@ -6,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from core.masks import decode_grid
+from core.spec import DEFAULT_LAYERS, MODEL_LAYERS, parse_spec
 from worker.engine.models import build_model
 from worker.engine.pruning import ChannelPruner, make_pruner
-from worker.masks import decode_grid
-from worker.spec import DEFAULT_LAYERS, MODEL_LAYERS, parse_spec
 
 CIFAR = (3, 32, 32)
 
@@ -104,7 +105,10 @@ def test_per_layer_targets_and_unselected_layers_keep_their_outputs():
     pruner = ChannelPruner(model, layers, torch.zeros(1, *CIFAR), "l1")
     pruner.prune(model, 0.3, {"backbone.conv2": 0.6}, None)
     assert model.backbone.conv0.out_channels == 64 and model.backbone.conv3.out_channels == 256
-    assert model.backbone.conv2.out_channels < 256 and model.backbone.conv3.in_channels == model.backbone.conv2.out_channels
+    assert (
+        model.backbone.conv2.out_channels < 256
+        and model.backbone.conv3.in_channels == model.backbone.conv2.out_channels
+    )
     report = {layer["name"]: layer["sparsity"] for layer in pruner.layer_report(model)}
     assert report["backbone.conv2"] == pytest.approx(0.6, abs=0.05)
     model(torch.randn(1, *CIFAR))
@@ -129,12 +133,21 @@ def test_restructure_and_rewind_load_into_the_compact_shape():
     # rewind: the early weights of the surviving channels
     pruner.rewind(model, early)
     kept = pruner.keep_out["layer1.0.conv1"]
-    assert torch.equal(model.layer1[0].conv1.weight.detach()[:, :], early["layer1.0.conv1.weight"][kept][:, pruner.keep_in["layer1.0.conv1"]])
+    assert torch.equal(
+        model.layer1[0].conv1.weight.detach()[:, :],
+        early["layer1.0.conv1.weight"][kept][:, pruner.keep_in["layer1.0.conv1"]],
+    )
 
 
 def test_make_pruner_for_channel_spec_uses_default_layers():
-    spec = parse_spec({"model": "vgg16_bn", "dataset": "cifar10", "method": {"kind": "channel"},
-                       "schedule": {"kind": "oneshot", "sparsities": [0.5]}})
+    spec = parse_spec(
+        {
+            "model": "vgg16_bn",
+            "dataset": "cifar10",
+            "method": {"kind": "channel"},
+            "schedule": {"kind": "oneshot", "sparsities": [0.5]},
+        }
+    )
     model = build_model("vgg16_bn", CIFAR, 10)
     pruner = make_pruner(spec, model)
     assert isinstance(pruner, ChannelPruner) and pruner.layer_names == DEFAULT_LAYERS["vgg16_bn"]

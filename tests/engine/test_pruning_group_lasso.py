@@ -1,4 +1,5 @@
 """Group lasso: the penalty drives whole filters down during the regularised epochs; they are removed."""
+
 import torch
 from torch import nn
 
@@ -16,7 +17,7 @@ def make_train_fn(log: list):
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         for _ in range(epochs):
             for i in range(0, len(X), 64):
-                loss = nn.functional.cross_entropy(model(X[i:i + 64]), Y[i:i + 64])
+                loss = nn.functional.cross_entropy(model(X[i : i + 64]), Y[i : i + 64])
                 penalty = pruner.penalty(model)
                 log.append(penalty is not None)
                 if penalty is not None:
@@ -25,6 +26,7 @@ def make_train_fn(log: list):
                 loss.backward()
                 opt.step()
                 pruner.apply_masks(model)
+
     return train_fn
 
 
@@ -41,8 +43,9 @@ def test_penalty_drives_filters_down_and_they_are_removed():
     log: list[bool] = []
     baseline = GroupLassoPruner(plain, ["fc1", "fc2", "fc3"], torch.zeros(1, 1, 8, 8), strength=1e-9, epochs=30)
     baseline.prune(plain, 0.0, None, make_train_fn([]))
-    pruner = GroupLassoPruner(regular, ["fc1", "fc2", "fc3"], torch.zeros(1, 1, 8, 8), strength=0.05, epochs=30,
-                              threshold=0.05)
+    pruner = GroupLassoPruner(
+        regular, ["fc1", "fc2", "fc3"], torch.zeros(1, 1, 8, 8), strength=0.05, epochs=30, threshold=0.05
+    )
     assert pruner.penalty(regular) is None  # only active during its own epochs
     pruned = pruner.prune(regular, 0.0, None, make_train_fn(log))
     assert all(log) and len(log) == 30 * 4

@@ -1,13 +1,14 @@
 """Fine-grained magnitude pruning: per-layer kthvalue targets, global L1, masks that hold, reports."""
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from core.masks import decode_density, decode_grid
+from core.spec import parse_spec
 from worker.engine.models import build_model
 from worker.engine.pruning import MagnitudePruner, make_pruner
-from worker.masks import decode_density, decode_grid
-from worker.spec import parse_spec
 
 
 def lenet() -> nn.Module:
@@ -92,13 +93,23 @@ def test_masks_hold_with_adam_weight_decay():
 
 
 def test_make_pruner_reads_the_spec():
-    spec = parse_spec({"model": "lenet300_100", "dataset": "digits",
-                       "method": {"kind": "magnitude", "scope": "global", "layers": ["fc1", "fc2"]},
-                       "schedule": {"kind": "oneshot", "sparsities": [0.5]}})
+    spec = parse_spec(
+        {
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "method": {"kind": "magnitude", "scope": "global", "layers": ["fc1", "fc2"]},
+            "schedule": {"kind": "oneshot", "sparsities": [0.5]},
+        }
+    )
     pruner = make_pruner(spec, lenet())
     assert isinstance(pruner, MagnitudePruner) and pruner.scope == "global" and pruner.layer_names == ["fc1", "fc2"]
-    block = parse_spec({"model": "lenet300_100", "dataset": "digits",
-                        "method": {"kind": "block", "block_size": [2, 5], "score": "l2"},
-                        "schedule": {"kind": "oneshot", "sparsities": [0.5]}})
+    block = parse_spec(
+        {
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "method": {"kind": "block", "block_size": [2, 5], "score": "l2"},
+            "schedule": {"kind": "oneshot", "sparsities": [0.5]},
+        }
+    )
     pruner = make_pruner(block, lenet())
     assert pruner.block == (2, 5) and pruner.score == "l2" and pruner.layer_names == ["fc1", "fc2", "fc3"]

@@ -1,4 +1,5 @@
 """run_job end to end on digits, and `prunelab run` as a subprocess."""
+
 import json
 import os
 import shutil
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.spec import parse_spec
 from worker.engine.data import load_dataset
 from worker.engine.reporter import Cancelled
-from worker.engine.training import evaluate
 from worker.engine.runner import load_checkpoint_model, run_job, step_targets
-from worker.spec import parse_spec
+from worker.engine.training import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 PRUNELAB = Path(sys.executable).parent / "prunelab"
@@ -47,13 +48,18 @@ class Recorder:
 
 
 def lenet_spec(schedule=None):
-    return parse_spec({
-        "name": "t", "model": "lenet300_100", "dataset": "digits",
-        "train": {"epochs": 4, "optimizer": "adam", "lr": 0.002, "batch_size": 64},
-        "method": {"kind": "block", "block_size": 2, "score": "mean_abs"},
-        "schedule": schedule or {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
-        "measure": {"latency": False}, "device": "cpu",
-    })
+    return parse_spec(
+        {
+            "name": "t",
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "train": {"epochs": 4, "optimizer": "adam", "lr": 0.002, "batch_size": 64},
+            "method": {"kind": "block", "block_size": 2, "score": "mean_abs"},
+            "schedule": schedule or {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
+            "measure": {"latency": False},
+            "device": "cpu",
+        }
+    )
 
 
 def run(spec, tmp_path, out="out", **kw):
@@ -71,7 +77,7 @@ def test_iterative_block_run(tmp_path):
     steps = rec.steps
     assert [s["index"] for s in steps] == [0, 1, 2]
     for r, step in enumerate(steps, start=1):
-        assert step["target_sparsity"] == pytest.approx(1 - 0.7 ** r)
+        assert step["target_sparsity"] == pytest.approx(1 - 0.7**r)
         assert abs(step["sparsity"] - step["target_sparsity"]) < 0.01  # within a block or so per layer
         assert step["accuracy"] > 0.8 and 0 <= step["accuracy_before_finetune"] <= 1
         # seed 003's drop: accuracy of the model this round pruned minus the accuracy right after pruning
@@ -105,8 +111,10 @@ def test_baseline_is_cached_and_reused(tmp_path):
     # one-shot: each target from the same baseline
     assert [round(s["target_sparsity"], 6) for s in second.steps] == [0.5, 0.8]
     assert all(abs(s["sparsity"] - s["target_sparsity"]) < 0.01 for s in second.steps)
-    assert all(s["accuracy_drop"] == pytest.approx(first.baseline["accuracy"] - s["accuracy_before_finetune"])
-               for s in second.steps)
+    assert all(
+        s["accuracy_drop"] == pytest.approx(first.baseline["accuracy"] - s["accuracy_before_finetune"])
+        for s in second.steps
+    )
     # different training settings: a new baseline
     other = lenet_spec().model_copy(update={"seed": 1})
     _, third = run(other, tmp_path, out="c")
@@ -136,12 +144,24 @@ def test_cancel_between_steps(tmp_path):
 
 
 def test_magnitude_global_with_rewind(tmp_path):
-    spec = parse_spec({
-        "model": "lenet300_100", "dataset": "digits", "train": {"epochs": 3, "lr": 0.002},
-        "method": {"kind": "magnitude", "scope": "global"},
-        "schedule": {"kind": "iterative", "rate": 0.5, "rounds": 2, "after": "rewind", "rewind_epoch": 1,
-                     "finetune_epochs": 2},
-        "measure": {"latency": False}, "device": "cpu"})
+    spec = parse_spec(
+        {
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "train": {"epochs": 3, "lr": 0.002},
+            "method": {"kind": "magnitude", "scope": "global"},
+            "schedule": {
+                "kind": "iterative",
+                "rate": 0.5,
+                "rounds": 2,
+                "after": "rewind",
+                "rewind_epoch": 1,
+                "finetune_epochs": 2,
+            },
+            "measure": {"latency": False},
+            "device": "cpu",
+        }
+    )
     _, rec = run(spec, tmp_path)
     assert [round(s["target_sparsity"], 6) for s in rec.steps] == [0.5, 0.75]
     assert all(abs(s["sparsity"] - s["target_sparsity"]) < 0.002 for s in rec.steps)
@@ -151,14 +171,26 @@ def test_magnitude_global_with_rewind(tmp_path):
 
 
 def test_iterative_targets_follow_layer_rates_and_stop_at_target():
-    spec = parse_spec({"model": "lenet300_100", "dataset": "mnist", "method": {"kind": "block"},
-                       "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 16, "layer_rates": {"fc3": 0.1}}})
+    spec = parse_spec(
+        {
+            "model": "lenet300_100",
+            "dataset": "mnist",
+            "method": {"kind": "block"},
+            "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 16, "layer_rates": {"fc3": 0.1}},
+        }
+    )
     sizes = {"fc1": 784 * 300, "fc2": 300 * 100, "fc3": 1000}
     targets = step_targets(spec, sizes)
     assert len(targets) == 16
-    assert targets[-1][1]["fc1"] == pytest.approx(1 - 0.8 ** 16) and targets[-1][1]["fc3"] == pytest.approx(1 - 0.9 ** 16)
-    spec = parse_spec({"model": "resnet18", "dataset": "cifar10", "method": {"kind": "magnitude", "scope": "global"},
-                       "schedule": {"kind": "iterative", "rate": 0.2, "rounds": None, "target": 0.91}})
+    assert targets[-1][1]["fc1"] == pytest.approx(1 - 0.8**16) and targets[-1][1]["fc3"] == pytest.approx(1 - 0.9**16)
+    spec = parse_spec(
+        {
+            "model": "resnet18",
+            "dataset": "cifar10",
+            "method": {"kind": "magnitude", "scope": "global"},
+            "schedule": {"kind": "iterative", "rate": 0.2, "rounds": None, "target": 0.91},
+        }
+    )
     targets = step_targets(spec, {"a": 10})
     assert [round(t, 2) for t, _ in targets] == [0.2, 0.36, 0.49, 0.59, 0.67, 0.74, 0.79, 0.83, 0.87, 0.89, 0.91]
     assert all(layers == {} for _, layers in targets)  # global scope spreads the overall target itself
@@ -181,7 +213,7 @@ def test_prunelab_run_the_issue_spec(tmp_path):
     for step in steps:
         assert {"sparsity", "accuracy", "accuracy_before_finetune", "layers"} <= set(step)
         assert all({"name", "sparsity"} <= set(layer) for layer in step["layers"])
-    assert steps[-1]["sparsity"] == pytest.approx(1 - 0.8 ** 10, abs=0.01)
+    assert steps[-1]["sparsity"] == pytest.approx(1 - 0.8**10, abs=0.01)
     assert steps[-1]["accuracy"] > 0.8
     assert (tmp_path / "out" / "checkpoints" / "step_9.pt").is_file()
     assert "done in" in proc.stdout
@@ -196,12 +228,15 @@ def test_prunelab_run_the_issue_spec(tmp_path):
     assert again["steps"][0]["sparsity"] == pytest.approx(steps[0]["sparsity"])
 
 
-@pytest.mark.parametrize("change,field", [
-    (lambda s: s.update(model="alexnet"), "model"),
-    (lambda s: s["method"].update(block_size=0), "method.block_size"),
-    (lambda s: s["schedule"].update(rate=1.5), "schedule.rate"),
-    (lambda s: s["method"].update(layers=["fc7"]), "method.layers"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        (lambda s: s.update(model="alexnet"), "model"),
+        (lambda s: s["method"].update(block_size=0), "method.block_size"),
+        (lambda s: s["schedule"].update(rate=1.5), "schedule.rate"),
+        (lambda s: s["method"].update(layers=["fc7"]), "method.layers"),
+    ],
+)
 def test_prunelab_run_bad_spec_one_line(tmp_path, change, field):
     spec = yaml.safe_load((ROOT / "examples" / "lenet-digits-block2.yaml").read_text())
     change(spec)
@@ -227,11 +262,17 @@ def test_prunelab_run_missing_dataset_one_line(tmp_path):
 
 def test_channel_pruning_resumes_from_the_smaller_model(tmp_path):
     """Channel removal changes the shapes: the checkpoint keeps the smaller module, resume continues from it."""
-    spec = parse_spec({
-        "model": "lenet300_100", "dataset": "digits", "train": {"epochs": 3, "lr": 0.002},
-        "method": {"kind": "channel", "importance": "l2"},
-        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 2, "finetune_epochs": 1},
-        "measure": {"latency": False}, "device": "cpu"})
+    spec = parse_spec(
+        {
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "train": {"epochs": 3, "lr": 0.002},
+            "method": {"kind": "channel", "importance": "l2"},
+            "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 2, "finetune_epochs": 1},
+            "measure": {"latency": False},
+            "device": "cpu",
+        }
+    )
     _, full = run(spec, tmp_path, out="full")
     assert full.steps[1]["size_compact_bytes"] < full.steps[0]["size_compact_bytes"] < full.baseline["size_dense_bytes"]
     model = load_checkpoint_model(tmp_path / "full" / full.steps[0]["checkpoint"])
@@ -245,12 +286,23 @@ def test_channel_pruning_resumes_from_the_smaller_model(tmp_path):
 
 
 def test_channel_pruning_with_rewind_retrains_the_early_weights_of_the_survivors(tmp_path):
-    spec = parse_spec({
-        "model": "lenet300_100", "dataset": "digits", "train": {"epochs": 3, "lr": 0.002},
-        "method": {"kind": "channel", "importance": "l1"},
-        "schedule": {"kind": "oneshot", "sparsities": [0.5], "after": "rewind", "rewind_epoch": 1,
-                     "finetune_epochs": 2},
-        "measure": {"latency": False}, "device": "cpu"})
+    spec = parse_spec(
+        {
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "train": {"epochs": 3, "lr": 0.002},
+            "method": {"kind": "channel", "importance": "l1"},
+            "schedule": {
+                "kind": "oneshot",
+                "sparsities": [0.5],
+                "after": "rewind",
+                "rewind_epoch": 1,
+                "finetune_epochs": 2,
+            },
+            "measure": {"latency": False},
+            "device": "cpu",
+        }
+    )
     _, result = run(spec, tmp_path)
     step = result.steps[0]
     assert step["sparsity"] == pytest.approx(0.5, abs=0.05)

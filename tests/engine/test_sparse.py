@@ -1,4 +1,5 @@
 """Sparse Linear modules match dense; realisation picks a measured form and keeps outputs equal."""
+
 import pytest
 import torch
 from torch import nn
@@ -18,7 +19,9 @@ def sparse_linear(rows=64, cols=96, bias=True, keep=0.2, block=(8, 8)) -> nn.Lin
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("make", [lambda l: BSRLinear(l, (8, 8)), lambda l: BSRLinear(l, (16, 16)), CSRLinear])
+@pytest.mark.parametrize(
+    "make", [lambda dense: BSRLinear(dense, (8, 8)), lambda dense: BSRLinear(dense, (16, 16)), CSRLinear]
+)
 def test_sparse_modules_equal_dense(make, bias):
     layer = sparse_linear(bias=bias)
     module = make(layer)

@@ -1,16 +1,19 @@
 """Specs: every example and preset is valid; bad specs name the field and the allowed values."""
+
 import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from worker.presets import PRESETS
-from worker.spec import SpecError, parse_spec
+from core.presets import PRESETS
+from core.spec import SpecError, parse_spec
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 ISSUE_SPEC = {
-    "name": "lenet-digits-block2", "model": "lenet300_100", "dataset": "digits",
+    "name": "lenet-digits-block2",
+    "model": "lenet300_100",
+    "dataset": "digits",
     "train": {"epochs": 20, "optimizer": "adam", "lr": 0.001, "batch_size": 64},
     "method": {"kind": "block", "block_size": 2, "score": "mean_abs"},
     "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 10, "finetune_epochs": 2},
@@ -33,8 +36,14 @@ def test_examples_parse(path):
 def test_examples_cover_every_seed_experiment():
     names = {p.stem for p in EXAMPLES}
     assert {f"lenet-mnist-block{n}" for n in range(2, 7)} <= names
-    assert {"vgg-cifar10-finegrained", "vgg-cifar10-channel", "vgg-cifar10-group-lasso",
-            "resnet18-cifar10-oneshot", "resnet18-cifar10-iterative", "resnet18-head-cifar10-block2"} <= names
+    assert {
+        "vgg-cifar10-finegrained",
+        "vgg-cifar10-channel",
+        "vgg-cifar10-group-lasso",
+        "resnet18-cifar10-oneshot",
+        "resnet18-cifar10-iterative",
+        "resnet18-head-cifar10-block2",
+    } <= names
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p["name"])
@@ -75,11 +84,14 @@ def test_rate_above_one():
     assert err.field == "schedule.rate" and "1" in err.message
 
 
-@pytest.mark.parametrize("where,field", [
-    (lambda s: s["method"].update(layers=["fc1", "conv9"]), "method.layers"),
-    (lambda s: s["schedule"].update(layer_rates={"conv9": 0.1}), "schedule.layer_rates"),
-    (lambda s: s.update(method={"kind": "magnitude", "layer_sparsity": {"conv9": 0.5}}), "method.layer_sparsity"),
-])
+@pytest.mark.parametrize(
+    "where,field",
+    [
+        (lambda s: s["method"].update(layers=["fc1", "conv9"]), "method.layers"),
+        (lambda s: s["schedule"].update(layer_rates={"conv9": 0.1}), "schedule.layer_rates"),
+        (lambda s: s.update(method={"kind": "magnitude", "layer_sparsity": {"conv9": 0.5}}), "method.layer_sparsity"),
+    ],
+)
 def test_unknown_layer_names_the_field_and_the_layers(where, field):
     err = _bad(where)
     assert err.field == field and "'conv9'" in str(err) and "fc1, fc2, fc3" in str(err)

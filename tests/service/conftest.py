@@ -1,16 +1,17 @@
 """Fixtures for the service tests: a migrated database (SQLite file or a fresh Postgres schema), settings
 pointing at temporary directories, an API client, and realistic engine step dicts (tests/fake_steps.py).
 """
+
 import os
 import uuid
 from pathlib import Path
 
 import pytest
+from fake_steps import make_step
 from sqlalchemy import create_engine, text
 
 from backend.db import dispose_engines, upgrade
-from backend.settings import Settings, get_settings
-from fake_steps import make_step
+from core.settings import Settings, get_settings
 
 TABLES = ["layer_masks", "steps", "job_tags", "jobs", "api_tokens", "users"]
 
@@ -68,8 +69,12 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def api_settings(db_url, tmp_path) -> Settings:
-    return Settings(home=tmp_path, database_url=db_url, artifact_dir=tmp_path / "artifacts",
-                    broker_url=os.environ["PRUNELAB_BROKER_URL"])
+    return Settings(
+        home=tmp_path,
+        database_url=db_url,
+        artifact_dir=tmp_path / "artifacts",
+        broker_url=os.environ["PRUNELAB_BROKER_URL"],
+    )
 
 
 @pytest.fixture
@@ -105,11 +110,19 @@ def step_factory():
 @pytest.fixture
 def spec_dict():
     def make(**overrides) -> dict:
-        spec = {"name": "lenet-block", "model": "lenet300_100", "dataset": "digits",
-                "method": {"kind": "block", "block_size": 2}, "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 3},
-                "train": {"epochs": 1}, "device": "cpu", "tags": ["demo"]}
+        spec = {
+            "name": "lenet-block",
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "method": {"kind": "block", "block_size": 2},
+            "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 3},
+            "train": {"epochs": 1},
+            "device": "cpu",
+            "tags": ["demo"],
+        }
         spec.update(overrides)
         return spec
+
     return make
 
 

@@ -1,5 +1,6 @@
 """The HTTP API against a real database (SQLite file and Postgres), enqueueing on a real Celery broker
 (kombu's SQLAlchemy transport in a temp dir). Steps are stored through backend.store, as the worker does."""
+
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from backend import store
 from backend.db import session_scope
-from worker.masks import MAX_CELLS
+from core.masks import MAX_CELLS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,8 +38,14 @@ def test_submit_get_list(client, spec_dict):
     job = submit(client, spec_dict())
     assert job["id"] >= 1 and job["status"] == "queued" and job["tags"] == ["demo"]
     assert job["method"] == "block" and job["schedule"] == "iterative" and job["queue"] == "cpu"
-    assert job["summary"] == {"steps": 0, "sparsity": None, "accuracy": None, "best_accuracy": None,
-                              "baseline_accuracy": None, "speedup": None}
+    assert job["summary"] == {
+        "steps": 0,
+        "sparsity": None,
+        "accuracy": None,
+        "best_accuracy": None,
+        "baseline_accuracy": None,
+        "speedup": None,
+    }
     got = client.get(f"/api/jobs/{job['id']}").json()
     assert got["spec"]["method"]["block_size"] == 2 and got["name"] == "lenet-block"
     listed = client.get("/api/jobs").json()
@@ -46,13 +53,16 @@ def test_submit_get_list(client, spec_dict):
     assert client.get("/api/jobs/999").status_code == 404
 
 
-@pytest.mark.parametrize("change, loc, words", [
-    ({"model": "alexnet"}, ["body", "model"], ["lenet300_100", "resnet18"]),
-    ({"method": {"kind": "block", "block_size": 0}}, ["body", "method", "block_size"], ["1 to 4096"]),
-    ({"schedule": {"kind": "iterative", "rate": 1.5}}, ["body", "schedule", "rate"], ["less than 1"]),
-    ({"method": {"kind": "block", "layers": ["fc9"]}}, ["body", "method", "layers"], ["fc9", "fc1, fc2, fc3"]),
-    ({"dataset": "imagenet"}, ["body", "dataset"], ["digits", "cifar10"]),
-])
+@pytest.mark.parametrize(
+    "change, loc, words",
+    [
+        ({"model": "alexnet"}, ["body", "model"], ["lenet300_100", "resnet18"]),
+        ({"method": {"kind": "block", "block_size": 0}}, ["body", "method", "block_size"], ["1 to 4096"]),
+        ({"schedule": {"kind": "iterative", "rate": 1.5}}, ["body", "schedule", "rate"], ["less than 1"]),
+        ({"method": {"kind": "block", "layers": ["fc9"]}}, ["body", "method", "layers"], ["fc9", "fc1, fc2, fc3"]),
+        ({"dataset": "imagenet"}, ["body", "dataset"], ["digits", "cifar10"]),
+    ],
+)
 def test_bad_spec_is_422_and_stores_nothing(client, spec_dict, db_url, change, loc, words):
     r = client.post("/api/jobs", json=spec_dict(**change))
     assert r.status_code == 422, r.text
@@ -65,7 +75,9 @@ def test_bad_spec_is_422_and_stores_nothing(client, spec_dict, db_url, change, l
 
 def test_body_not_an_object_is_422(client, db_url):
     assert client.post("/api/jobs", json=[1, 2]).status_code == 422
-    assert client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    )
     assert count_jobs(db_url) == 0
 
 
@@ -73,8 +85,9 @@ def test_filters_sort_paging(client, spec_dict, db_url, step_factory):
     ids = {}
     ids["a"] = submit(client, spec_dict(name="a", tags=["x", "shared"]))["id"]
     ids["b"] = submit(client, spec_dict(name="b", method={"kind": "magnitude"}, tags=["shared"]))["id"]
-    ids["c"] = submit(client, spec_dict(name="c", model="vgg", dataset="cifar10", schedule={"kind": "oneshot"},
-                                        tags=[]))["id"]
+    ids["c"] = submit(
+        client, spec_dict(name="c", model="vgg", dataset="cifar10", schedule={"kind": "oneshot"}, tags=[])
+    )["id"]
     add_steps(db_url, ids["a"], [step_factory(0, accuracy=0.8, sparsity=0.2)])
     add_steps(db_url, ids["b"], [step_factory(0, accuracy=0.95, sparsity=0.6)])
     with session_scope(db_url) as s:
@@ -140,7 +153,7 @@ def test_mask_of_huge_layer_is_at_most_256_cells(client, spec_dict, db_url, step
     body = client.get(f"/api/jobs/{job_id}/layers/big/mask").json()
     assert body["kind"] == "density" and body["shape"] == [MAX_CELLS, MAX_CELLS] and body["cell"] == [16, 16]
     assert len(body["values"]) <= 256 and all(len(row) <= 256 for row in body["values"])
-    mean = sum(map(sum, body["values"])) / 256 ** 2
+    mean = sum(map(sum, body["values"])) / 256**2
     assert mean == pytest.approx(0.25, abs=0.01)
 
 
@@ -190,8 +203,17 @@ def test_compare_downsamples(client, spec_dict, db_url, step_factory):
     long_points = runs[0]["points"]
     assert len(long_points) == 50 and long_points[0]["index"] == 0 and long_points[-1]["index"] == 299
     assert len(runs[1]["points"]) == 5
-    assert set(long_points[0]) >= {"index", "sparsity", "accuracy", "accuracy_before_finetune", "flops_effective",
-                                   "flops_dense", "latency_ms", "speedup", "size_sparse_bytes"}
+    assert set(long_points[0]) >= {
+        "index",
+        "sparsity",
+        "accuracy",
+        "accuracy_before_finetune",
+        "flops_effective",
+        "flops_dense",
+        "latency_ms",
+        "speedup",
+        "size_sparse_bytes",
+    }
     assert client.get("/api/compare", params={"ids": f"{long_run},99999"}).status_code == 404
     assert client.get("/api/compare", params={"ids": "1,x"}).status_code == 422
     assert client.get("/api/compare", params={"ids": ",".join(map(str, range(1, 202)))}).status_code == 422
@@ -217,8 +239,11 @@ def test_checkpoint_download_and_traversal_refused(client, spec_dict, db_url, st
     job_id = submit(client, spec_dict())["id"]
     secret = tmp_path / "secret.txt"
     secret.write_text("do not serve")
-    add_steps(db_url, job_id, [step_factory(0), step_factory(1, checkpoint="../../../secret.txt"),
-                               step_factory(2, checkpoint=str(secret))])
+    add_steps(
+        db_url,
+        job_id,
+        [step_factory(0), step_factory(1, checkpoint="../../../secret.txt"), step_factory(2, checkpoint=str(secret))],
+    )
     ckpt = Path(api_settings.artifact_dir) / "jobs" / str(job_id) / "checkpoints" / "step_0.pt"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"\x80weights")
@@ -249,6 +274,7 @@ def test_request_size_limit(make_client, spec_dict, db_url):
         yield b'{"name": "'
         yield b"y" * 5000
         yield b'"}'
+
     r = client.post("/api/jobs", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert count_jobs(db_url) == 0
@@ -256,7 +282,8 @@ def test_request_size_limit(make_client, spec_dict, db_url):
 
 def test_enqueue_failure_marks_job_failed(make_client, spec_dict, api_settings):
     """A broker nobody listens on (a closed port): the job ends failed with the reason, the API answers 201."""
-    from worker.celery_app import TASK_NAME, make_celery
+    from backend.broker import make_celery
+    from core.queues import TASK_NAME
 
     dead = make_celery(api_settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"}))
     dead.conf.broker_connection_timeout = 1
@@ -303,7 +330,7 @@ def test_api_process_never_imports_torch(db_url, tmp_path):
 import sys
 from fastapi.testclient import TestClient
 from backend.api import create_app
-from backend.settings import Settings
+from core.settings import Settings
 s = Settings(home={str(tmp_path)!r}, database_url={db_url!r})
 c = TestClient(create_app(s))
 spec = {{"model": "lenet300_100", "dataset": "digits", "method": {{"kind": "block"}},
@@ -315,8 +342,14 @@ for url in ["/api/jobs", f"/api/jobs/{{job}}", f"/api/jobs/{{job}}/steps", "/api
     assert c.get(url).status_code == 200, url
 print("TORCH" if any(m == "torch" or m.startswith("torch.") for m in sys.modules) else "NO-TORCH")
 """
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "PRUNELAB_HOME": str(tmp_path)})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PRUNELAB_HOME": str(tmp_path)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("NO-TORCH")
 

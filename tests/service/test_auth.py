@@ -1,19 +1,22 @@
 """Tokens mode (PRUNELAB_AUTH=tokens): 401 without a valid token, 403 for viewers and non-owners,
 revoked tokens refused, a per-user limit on queued jobs. (The full matrix is tests/team.)"""
+
 import pytest
 from sqlalchemy import select
 
 from backend import store
-from backend.models import ApiToken, User
 from backend.auth import hash_token, new_token
 from backend.db import session_scope
+from backend.models import ApiToken, User
 
 
 @pytest.fixture
 def users(db_url):
     with session_scope(db_url) as s:
-        tokens = {name: store.create_user(s, name, role)[1]
-                  for name, role in (("ada", "admin"), ("uma", "user"), ("otto", "user"), ("vic", "viewer"))}
+        tokens = {
+            name: store.create_user(s, name, role)[1]
+            for name, role in (("ada", "admin"), ("uma", "user"), ("otto", "user"), ("vic", "viewer"))
+        }
     return tokens
 
 
@@ -127,8 +130,11 @@ def test_me(make_client, users):
     assert client.get("/api/me").status_code == 401
     assert client.get("/api/me", headers=bearer("pl_never-issued")).status_code == 401
     for name, role in (("ada", "admin"), ("uma", "user"), ("vic", "viewer")):
-        assert client.get("/api/me", headers=bearer(users[name])).json() == {"name": name, "role": role,
-                                                                             "auth": "tokens"}
+        assert client.get("/api/me", headers=bearer(users[name])).json() == {
+            "name": name,
+            "role": role,
+            "auth": "tokens",
+        }
     public = make_client(auth="tokens", public_read=True)
     assert public.get("/api/me").json() == {"name": None, "role": "anonymous", "auth": "tokens"}
     assert public.get("/api/me", headers=bearer("pl_never-issued")).status_code == 401

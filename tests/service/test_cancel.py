@@ -1,4 +1,5 @@
 """Cooperative cancel and delete of a running job, with a real Celery worker on Redis and a SQLite file."""
+
 import functools
 import subprocess
 import time
@@ -8,19 +9,28 @@ import redis
 from fastapi.testclient import TestClient
 
 from backend.api import create_app
+from backend.broker import enqueue_job
 from backend.db import upgrade
-from backend.serve import start_worker_process, stop_worker_process
-from backend.settings import Settings
-from worker.celery_app import enqueue_job
+from cli.serve import start_worker_process, stop_worker_process
+from core.settings import Settings
 
 REDIS_DB = 11  # this file's own Redis database, flushed before use
 LONG_ROUNDS = 40
-LONG_SPEC = {"name": "long", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
-             "train": {"epochs": 2}, "method": {"kind": "magnitude"},
-             "schedule": {"kind": "iterative", "rate": 0.1, "rounds": LONG_ROUNDS, "finetune_epochs": 3},
-             "measure": {"latency": False}}
-SHORT_SPEC = {**LONG_SPEC, "name": "short",
-              "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 2, "finetune_epochs": 1}}
+LONG_SPEC = {
+    "name": "long",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "device": "cpu",
+    "train": {"epochs": 2},
+    "method": {"kind": "magnitude"},
+    "schedule": {"kind": "iterative", "rate": 0.1, "rounds": LONG_ROUNDS, "finetune_epochs": 3},
+    "measure": {"latency": False},
+}
+SHORT_SPEC = {
+    **LONG_SPEC,
+    "name": "short",
+    "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 2, "finetune_epochs": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +38,9 @@ def settings(tmp_path_factory, redis_url) -> Settings:
     home = tmp_path_factory.mktemp("prunelab-home")
     broker = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
-    s = Settings(home=home, database_url=f"sqlite:///{home / 'jobs.sqlite'}", broker_url=broker,
-                 visibility_timeout_s=3600)
+    s = Settings(
+        home=home, database_url=f"sqlite:///{home / 'jobs.sqlite'}", broker_url=broker, visibility_timeout_s=3600
+    )
     upgrade(s.database_url)
     return s
 
@@ -37,8 +48,9 @@ def settings(tmp_path_factory, redis_url) -> Settings:
 @pytest.fixture(scope="module")
 def client(settings, tmp_path_factory):
     log = (tmp_path_factory.mktemp("logs") / "worker.log").open("w")
-    proc = start_worker_process(settings, ["default", "cpu"], env_extra={"OMP_NUM_THREADS": "1"},
-                                stdout=log, stderr=subprocess.STDOUT)
+    proc = start_worker_process(
+        settings, ["default", "cpu"], env_extra={"OMP_NUM_THREADS": "1"}, stdout=log, stderr=subprocess.STDOUT
+    )
     app = create_app(settings, enqueue=functools.partial(enqueue_job, settings=settings))
     with TestClient(app) as c:
         yield c
@@ -87,8 +99,9 @@ def test_cancel_running_job_ends_cancelled_within_seconds(client):
 
     # The worker is free again: the next job runs to the end.
     next_id = submit(client, SHORT_SPEC)
-    done = wait_until(lambda: (j := job_of(client, next_id))["status"] in ("succeeded", "failed") and j, 180,
-                      "the next job")
+    done = wait_until(
+        lambda: (j := job_of(client, next_id))["status"] in ("succeeded", "failed") and j, 180, "the next job"
+    )
     assert done["status"] == "succeeded", done["error"]
 
 
@@ -104,6 +117,7 @@ def test_delete_running_job_stops_it_and_removes_its_artifacts(client, settings)
     next_id = submit(client, SHORT_SPEC)
     wait_until(lambda: job_of(client, next_id)["status"] != "queued", 30, "the worker to drop the deleted job")
     assert not out_dir.exists()
-    done = wait_until(lambda: (j := job_of(client, next_id))["status"] in ("succeeded", "failed") and j, 180,
-                      "the next job")
+    done = wait_until(
+        lambda: (j := job_of(client, next_id))["status"] in ("succeeded", "failed") and j, 180, "the next job"
+    )
     assert done["status"] == "succeeded", done["error"]

@@ -3,7 +3,8 @@ completes with every step stored exactly once, resuming after its last stored st
 
 Redis (team mode) hands the unacknowledged task out again after the visibility timeout. The embedded SQLite
 broker loses a killed worker's task; `prunelab serve` re-enqueues unfinished jobs from the database when it
-starts its worker (backend.serve.requeue_unfinished), which the second case does the same way."""
+starts its worker (cli.serve.requeue_unfinished), which the second case does the same way."""
+
 import json
 import os
 import signal
@@ -16,20 +17,26 @@ import redis
 from sqlalchemy import select
 
 from backend import store
+from backend.broker import enqueue_job, get_app
 from backend.db import session_scope, upgrade
 from backend.models import Step
-from backend.serve import requeue_unfinished, start_worker_process, stop_worker_process
-from backend.settings import Settings
-from worker.celery_app import enqueue_job, get_app
-from worker.spec import parse_spec
+from cli.serve import requeue_unfinished, start_worker_process, stop_worker_process
+from core.settings import Settings
+from core.spec import parse_spec
 
 REDIS_DB = 12  # this file's own Redis database, flushed before use
 VISIBILITY_TIMEOUT_S = 5
 ROUNDS = 8
-SPEC = {"name": "crash", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
-        "train": {"epochs": 2}, "method": {"kind": "block", "block_size": 2},
-        "schedule": {"kind": "iterative", "rate": 0.2, "rounds": ROUNDS, "finetune_epochs": 3},
-        "measure": {"latency": False}}
+SPEC = {
+    "name": "crash",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "device": "cpu",
+    "train": {"epochs": 2},
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "iterative", "rate": 0.2, "rounds": ROUNDS, "finetune_epochs": 3},
+    "measure": {"latency": False},
+}
 
 
 @pytest.fixture(params=["redis", "sqlite"])
@@ -39,8 +46,12 @@ def settings(request, tmp_path) -> Settings:
         redis.Redis.from_url(broker).flushdb()
     else:
         broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
-    s = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}", broker_url=broker,
-                 visibility_timeout_s=VISIBILITY_TIMEOUT_S)
+    s = Settings(
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
+        broker_url=broker,
+        visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+    )
     upgrade(s.database_url)
     return s
 
@@ -85,8 +96,9 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
 
     first_log_path = tmp_path / "worker1.log"
     with first_log_path.open("w") as first_log:
-        first = start_worker_process(settings, [queue], env_extra={"OMP_NUM_THREADS": "1"},
-                                     stdout=first_log, stderr=first_log)
+        first = start_worker_process(
+            settings, [queue], env_extra={"OMP_NUM_THREADS": "1"}, stdout=first_log, stderr=first_log
+        )
         try:
             deadline = time.monotonic() + 180
             while job_state(settings, job_id)[1] < 1:
@@ -103,14 +115,16 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
         assert requeue_unfinished(settings) == 1  # what `prunelab serve` does before starting its worker
     second_log_path = tmp_path / "worker2.log"
     with second_log_path.open("w") as second_log:
-        second = start_worker_process(settings, [queue], env_extra={"OMP_NUM_THREADS": "1"},
-                                      stdout=second_log, stderr=second_log)
+        second = start_worker_process(
+            settings, [queue], env_extra={"OMP_NUM_THREADS": "1"}, stdout=second_log, stderr=second_log
+        )
         try:
             deadline = time.monotonic() + 240
             while (state := job_state(settings, job_id))[0] == "running":
                 assert second.poll() is None, f"the second worker exited:\n{tail(second_log_path)}"
-                assert time.monotonic() < deadline, \
+                assert time.monotonic() < deadline, (
                     f"job not finished after the crash: {state}\n{tail(second_log_path)}"
+                )
                 time.sleep(0.2)
         finally:
             stop_worker_process(second)
@@ -130,8 +144,11 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
 def test_requeue_unfinished_drops_taken_messages_and_queues_each_active_job_once(tmp_path):
     """The SQLite broker keeps a message a killed worker had taken (invisible, no visibility timeout);
     requeue_unfinished leaves exactly one visible message per queued or running job."""
-    s = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
-                 broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
+    s = Settings(
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
+        broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+    )
     upgrade(s.database_url)
     with session_scope(s.database_url) as session:
         running = store.create_job(session, parse_spec(SPEC))
@@ -159,9 +176,12 @@ def test_requeue_unfinished_drops_taken_messages_and_queues_each_active_job_once
 def broker_rows(tmp_path: Path) -> list[tuple]:
     """(queue, visible) of every message in the SQLite broker; plus the job id once all are visible."""
     with sqlite3.connect(tmp_path / "broker.sqlite") as broker:
-        rows = broker.execute("SELECT q.name, m.visible, m.payload FROM kombu_message m "
-                              "JOIN kombu_queue q ON q.id = m.queue_id ORDER BY q.name, m.visible").fetchall()
+        rows = broker.execute(
+            "SELECT q.name, m.visible, m.payload FROM kombu_message m "
+            "JOIN kombu_queue q ON q.id = m.queue_id ORDER BY q.name, m.visible"
+        ).fetchall()
     if all(visible for _, visible, _ in rows):
-        return sorted((name, True, json.loads(json.loads(payload)["headers"]["argsrepr"])[0])
-                      for name, _, payload in rows)
+        return sorted(
+            (name, True, json.loads(json.loads(payload)["headers"]["argsrepr"])[0]) for name, _, payload in rows
+        )
     return [(name, bool(visible)) for name, visible, _ in rows]

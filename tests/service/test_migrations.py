@@ -1,4 +1,5 @@
 """Alembic migrations create exactly the ORM schema on an empty SQLite file and an empty Postgres schema."""
+
 import uuid
 
 from alembic.autogenerate import compare_metadata

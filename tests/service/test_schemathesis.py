@@ -1,5 +1,6 @@
 """Schema fuzzing of the published OpenAPI spec: whatever the input, never a 5xx.
 ~8 examples per operation (~100 in all) to stay quick; the event stream is left out (it never ends)."""
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -8,7 +9,7 @@ from schemathesis.checks import not_a_server_error
 from backend import store
 from backend.api import create_app
 from backend.db import session_scope
-from worker.spec import parse_spec
+from core.spec import parse_spec
 
 
 @pytest.fixture
@@ -38,9 +39,11 @@ def test_no_server_errors(api_schema):
     assert len(operations) >= 12
     statuses: list[int] = []
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+        )
         def fuzz(case):
             statuses.append(case.call_and_validate(checks=[not_a_server_error]).status_code)
 

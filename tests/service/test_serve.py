@@ -1,5 +1,6 @@
 """`prunelab serve` and `prunelab db upgrade` as real subprocesses, embedded mode (SQLite database, SQLite
 broker) under a temporary PRUNELAB_HOME: submit over HTTP, the job completes, Ctrl-C stops both processes."""
+
 import os
 import re
 import signal
@@ -16,12 +17,18 @@ import pytest
 
 PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
 if not Path(PRUNELAB[0]).exists():
-    PRUNELAB = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')"]
+    PRUNELAB = [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
 
-SPEC = {"name": "served", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
-        "train": {"epochs": 2}, "method": {"kind": "block", "block_size": 2},
-        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
-        "measure": {"latency": False}}
+SPEC = {
+    "name": "served",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "device": "cpu",
+    "train": {"epochs": 2},
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
+    "measure": {"latency": False},
+}
 
 
 def free_port() -> int:
@@ -42,8 +49,13 @@ class Served:
     def __init__(self, home: Path, *args: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([*PRUNELAB, "serve", "--port", str(self.port), *args], env=embedded_env(home),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [*PRUNELAB, "serve", "--port", str(self.port), *args],
+            env=embedded_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -78,7 +90,7 @@ class Served:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise AssertionError(f"serve did not stop within {timeout_s} s:\n{self.output}")
+            raise AssertionError(f"serve did not stop within {timeout_s} s:\n{self.output}") from None
 
 
 def process_group_alive(pgid: int) -> bool:
@@ -136,7 +148,7 @@ def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_
 
 
 def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served):
-    from worker.presets import PRESETS
+    from core.presets import PRESETS
 
     quick = [p["name"] for p in PRESETS if p.get("quick")]
     slower = [p["name"] for p in PRESETS if not p.get("quick")]
@@ -163,8 +175,13 @@ def test_serve_refuses_a_port_in_use(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([*PRUNELAB, "serve", "--port", str(port)], env=embedded_env(tmp_path),
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [*PRUNELAB, "serve", "--port", str(port)],
+            env=embedded_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 1
     assert f"port {port}" in done.stderr and "--port" in done.stderr
 
@@ -183,7 +200,8 @@ def test_db_upgrade_creates_the_schema(tmp_path):
 
 def test_worker_rejects_an_unknown_queue(tmp_path):
     env = {**embedded_env(tmp_path), "COLUMNS": "200"}  # one line: no wrapping inside the error box
-    done = subprocess.run([*PRUNELAB, "worker", "--queues", "cpu,tpu"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*PRUNELAB, "worker", "--queues", "cpu,tpu"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "--queues" in done.stderr and "'tpu'" in done.stderr and "default, cpu, gpu" in done.stderr

@@ -1,4 +1,5 @@
 """backend/store.py on SQLite and Postgres: what the API and the worker rely on."""
+
 import threading
 
 import pytest
@@ -8,12 +9,19 @@ from sqlalchemy.exc import IntegrityError
 from backend import store
 from backend.db import session_scope
 from backend.models import Job, LayerMask, Step
-from worker.spec import parse_spec
+from core.spec import parse_spec
 
 
 def new_job(db_url, **overrides) -> int:
-    spec = {"model": "lenet300_100", "dataset": "digits", "method": {"kind": "block"},
-            "schedule": {"kind": "iterative", "rounds": 4}, "device": "cuda", "tags": ["a", "a", "b"], **overrides}
+    spec = {
+        "model": "lenet300_100",
+        "dataset": "digits",
+        "method": {"kind": "block"},
+        "schedule": {"kind": "iterative", "rounds": 4},
+        "device": "cuda",
+        "tags": ["a", "a", "b"],
+        **overrides,
+    }
     with session_scope(db_url) as s:
         return store.create_job(s, parse_spec(spec)).id
 
@@ -22,7 +30,13 @@ def test_create_job_columns(db_url):
     job_id = new_job(db_url)
     with session_scope(db_url) as s:
         job = store.get_job(s, job_id)
-        assert (job.status, job.queue, job.method, job.schedule, job.tags) == ("queued", "gpu", "block", "iterative", ["a", "b"])
+        assert (job.status, job.queue, job.method, job.schedule, job.tags) == (
+            "queued",
+            "gpu",
+            "block",
+            "iterative",
+            ["a", "b"],
+        )
         assert job.spec["method"]["block_size"] == 2 and job.attempts == 0 and job.progress == 0.0
         assert store.list_jobs(s, tag="b")[1] == 1
 

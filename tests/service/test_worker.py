@@ -1,5 +1,6 @@
 """End to end with real parts: the FastAPI app, a SQLite database file, Redis as the broker and a real
 Celery worker process running the real engine on small lenet300_100 / digits jobs."""
+
 import functools
 import subprocess
 import time
@@ -9,22 +10,29 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from backend.api import create_app
 from backend import store
+from backend.api import create_app
+from backend.broker import enqueue_job
 from backend.db import session_scope, upgrade
 from backend.models import LayerMask, Step
-from backend.serve import start_worker_process, stop_worker_process
-from backend.settings import Settings
-from worker.celery_app import enqueue_job
-from worker.spec import parse_spec
+from cli.serve import start_worker_process, stop_worker_process
+from core.settings import Settings
+from core.spec import parse_spec
 from worker.tasks import MAX_CRASH_REDELIVERIES
 
 REDIS_DB = 13  # this file's own Redis database, flushed before use
 ROUNDS = 3
-SPEC = {"name": "e2e", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
-        "train": {"epochs": 2, "batch_size": 64}, "method": {"kind": "block", "block_size": 2},
-        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": ROUNDS, "finetune_epochs": 1},
-        "measure": {"latency": False}, "tags": ["worker-test"]}
+SPEC = {
+    "name": "e2e",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "device": "cpu",
+    "train": {"epochs": 2, "batch_size": 64},
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "iterative", "rate": 0.3, "rounds": ROUNDS, "finetune_epochs": 1},
+    "measure": {"latency": False},
+    "tags": ["worker-test"],
+}
 
 
 def redis_db_url(redis_url: str, db: int) -> str:
@@ -36,8 +44,13 @@ def settings(tmp_path_factory, redis_url) -> Settings:
     home = tmp_path_factory.mktemp("prunelab-home")
     broker = redis_db_url(redis_url, REDIS_DB)
     redis.Redis.from_url(broker).flushdb()
-    s = Settings(home=home, database_url=f"sqlite:///{home / 'jobs.sqlite'}", broker_url=broker,
-                 data_dir=home / "data", visibility_timeout_s=3600)
+    s = Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'jobs.sqlite'}",
+        broker_url=broker,
+        data_dir=home / "data",
+        visibility_timeout_s=3600,
+    )
     upgrade(s.database_url)
     return s
 
@@ -45,8 +58,9 @@ def settings(tmp_path_factory, redis_url) -> Settings:
 @pytest.fixture(scope="module")
 def worker(settings, tmp_path_factory):
     log = (tmp_path_factory.mktemp("logs") / "worker.log").open("w")
-    proc = start_worker_process(settings, ["default", "cpu"], env_extra={"OMP_NUM_THREADS": "1"},
-                                stdout=log, stderr=subprocess.STDOUT)
+    proc = start_worker_process(
+        settings, ["default", "cpu"], env_extra={"OMP_NUM_THREADS": "1"}, stdout=log, stderr=subprocess.STDOUT
+    )
     yield proc
     stop_worker_process(proc)
     log.close()
@@ -90,8 +104,12 @@ def test_job_runs_to_success_with_steps_and_masks(client, settings):
     assert [layer["name"] for layer in steps[-1]["layers"]] == ["fc1", "fc2", "fc3"]
 
     with session_scope(settings.database_url) as session:
-        masks = session.scalar(select(func.count()).select_from(LayerMask).join(Step, LayerMask.step_id == Step.id)
-                               .where(Step.job_id == job_id))
+        masks = session.scalar(
+            select(func.count())
+            .select_from(LayerMask)
+            .join(Step, LayerMask.step_id == Step.id)
+            .where(Step.job_id == job_id)
+        )
     assert masks == ROUNDS * 3
     mask = client.get(f"/api/jobs/{job_id}/layers/fc1/mask", params={"step": ROUNDS - 1}).json()
     values = [v for row in mask["values"] for v in row]

@@ -4,19 +4,26 @@ PRUNELAB_PUBLIC_READ; revoked tokens; the per-user limit on queued jobs; the req
 
 Jobs are enqueued for real, on a Celery SQLite broker in the temporary directory (no worker runs them here).
 """
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from backend import db, store
 from backend.api import create_app
-from backend.settings import Settings
-from worker.celery_app import enqueue_job
-from worker.masks import density_grid, encode_density, encode_grid
-from worker.spec import parse_spec
+from backend.broker import enqueue_job
+from core.masks import density_grid, encode_density, encode_grid
+from core.settings import Settings
+from core.spec import parse_spec
 
-SPEC = {"name": "auth", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
-        "method": {"kind": "block", "block_size": 2}, "schedule": {"kind": "oneshot", "sparsities": [0.5]}}
+SPEC = {
+    "name": "auth",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "device": "cpu",
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "oneshot", "sparsities": [0.5]},
+}
 ROLES = {"viewer": "viewer", "owner": "user", "other": "user", "admin": "admin"}
 ACTORS = ["anonymous", "bad_token", "viewer", "owner", "other", "admin"]
 
@@ -24,14 +31,32 @@ ACTORS = ["anonymous", "bad_token", "viewer", "owner", "other", "admin"]
 def a_step(index: int) -> dict:
     keep = np.random.default_rng(index).random((2, 3)) > 0.5
     mask = np.kron(keep, np.ones((2, 2), dtype=bool))
-    return {"index": index, "target_sparsity": 0.5, "sparsity": 1 - mask.mean(), "accuracy": 0.9,
-            "accuracy_before_finetune": 0.85, "accuracy_drop": 0.05, "flops_dense": 24, "flops_effective": 12,
-            "size_sparse_bytes": 60, "latency": {"dense_ms": 1.0, "realised_ms": 0.8, "speedup": 1.25},
-            "checkpoint": f"checkpoints/step_{index}.pt",
-            "layers": [{"name": "fc1", "kind": "linear", "shape": [4, 6], "params": 24, "nonzero": int(mask.sum()),
-                        "sparsity": 1 - mask.mean(), "target_sparsity": 0.5,
-                        "mask": {"block_shape": [2, 2], "grid": encode_grid(keep)},
-                        "density": encode_density(density_grid(mask))}]}
+    return {
+        "index": index,
+        "target_sparsity": 0.5,
+        "sparsity": 1 - mask.mean(),
+        "accuracy": 0.9,
+        "accuracy_before_finetune": 0.85,
+        "accuracy_drop": 0.05,
+        "flops_dense": 24,
+        "flops_effective": 12,
+        "size_sparse_bytes": 60,
+        "latency": {"dense_ms": 1.0, "realised_ms": 0.8, "speedup": 1.25},
+        "checkpoint": f"checkpoints/step_{index}.pt",
+        "layers": [
+            {
+                "name": "fc1",
+                "kind": "linear",
+                "shape": [4, 6],
+                "params": 24,
+                "nonzero": int(mask.sum()),
+                "sparsity": 1 - mask.mean(),
+                "target_sparsity": 0.5,
+                "mask": {"block_shape": [2, 2], "grid": encode_grid(keep)},
+                "density": encode_density(density_grid(mask)),
+            }
+        ],
+    }
 
 
 class Team:
@@ -39,9 +64,13 @@ class Team:
     with a step, a mask and a checkpoint file on disk."""
 
     def __init__(self, tmp_path):
-        self.settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'team.sqlite'}",
-                                 broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
-                                 artifact_dir=tmp_path / "artifacts", auth="tokens")
+        self.settings = Settings(
+            home=tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'team.sqlite'}",
+            broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+            artifact_dir=tmp_path / "artifacts",
+            auth="tokens",
+        )
         db.upgrade(self.settings.database_url)
         self.tokens: dict[str, str] = {}
         self.user_ids: dict[str, int] = {}
@@ -120,7 +149,9 @@ def test_read_responses_carry_data(team):
     headers = team.headers("viewer")
     job = client.get(f"/api/jobs/{team.finished_job}", headers=headers).json()
     assert job["owner"] == "owner" and job["summary"]["steps"] == 1
-    assert client.get(f"/api/jobs/{team.finished_job}/checkpoint?step=0", headers=headers).content == b"checkpoint bytes"
+    assert (
+        client.get(f"/api/jobs/{team.finished_job}/checkpoint?step=0", headers=headers).content == b"checkpoint bytes"
+    )
     mine = client.get("/api/jobs?owner=owner", headers=headers).json()
     assert team.finished_job in [j["id"] for j in mine["items"]]
     assert client.get("/api/jobs?owner=other", headers=headers).json()["total"] == 0
@@ -150,7 +181,10 @@ WRITE_EXPECTED = {
     "submit": (None, {"anonymous": 401, "bad_token": 401, "viewer": 403, "owner": 201, "other": 201, "admin": 201}),
     "cancel": ("queued", {"anonymous": 401, "bad_token": 401, "viewer": 403, "owner": 200, "other": 403, "admin": 200}),
     "retry": ("failed", {"anonymous": 401, "bad_token": 401, "viewer": 403, "owner": 200, "other": 403, "admin": 200}),
-    "delete": ("succeeded", {"anonymous": 401, "bad_token": 401, "viewer": 403, "owner": 200, "other": 403, "admin": 200}),
+    "delete": (
+        "succeeded",
+        {"anonymous": 401, "bad_token": 401, "viewer": 403, "owner": 200, "other": 403, "admin": 200},
+    ),
 }
 
 
@@ -162,10 +196,12 @@ def test_writes(team, action, public_read):
     got = {}
     for actor in ACTORS:
         job_id = team.make_job(job_status) if job_status else None  # a fresh job of `owner` per attempt
-        method, url, body = {"submit": ("POST", "/api/jobs", SPEC),
-                             "cancel": ("POST", f"/api/jobs/{job_id}/cancel", None),
-                             "retry": ("POST", f"/api/jobs/{job_id}/retry", None),
-                             "delete": ("DELETE", f"/api/jobs/{job_id}", None)}[action]
+        method, url, body = {
+            "submit": ("POST", "/api/jobs", SPEC),
+            "cancel": ("POST", f"/api/jobs/{job_id}/cancel", None),
+            "retry": ("POST", f"/api/jobs/{job_id}/retry", None),
+            "delete": ("DELETE", f"/api/jobs/{job_id}", None),
+        }[action]
         response = client.request(method, url, json=body, headers=team.headers(actor))
         got[actor] = response.status_code
         with team.session() as s:

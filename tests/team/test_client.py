@@ -1,6 +1,7 @@
 """`prunelab submit` and `prunelab status` against a real team-mode server: `prunelab serve` as a subprocess
 (API + its worker) on a temporary PRUNELAB_HOME with PRUNELAB_AUTH=tokens, users made with `prunelab user add`
 on the same HOME. `submit --wait` runs a small digits job to the end."""
+
 import os
 import re
 import signal
@@ -17,14 +18,23 @@ import yaml
 
 PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
 if not Path(PRUNELAB[0]).exists():
-    PRUNELAB = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')"]
+    PRUNELAB = [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
 
-SPEC = {"name": "from-the-cli", "model": "lenet300_100", "dataset": "digits", "device": "cpu",
-        "train": {"epochs": 2}, "method": {"kind": "block", "block_size": 2},
-        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
-        "measure": {"latency": False}, "tags": ["cli"]}
+SPEC = {
+    "name": "from-the-cli",
+    "model": "lenet300_100",
+    "dataset": "digits",
+    "device": "cpu",
+    "train": {"epochs": 2},
+    "method": {"kind": "block", "block_size": 2},
+    "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
+    "measure": {"latency": False},
+    "tags": ["cli"],
+}
 # Long enough to be cancelled while we wait on it.
-SLOW_SPEC = dict(SPEC, name="to-cancel", train={"epochs": 50}, schedule={"kind": "iterative", "rate": 0.2, "rounds": 20})
+SLOW_SPEC = dict(
+    SPEC, name="to-cancel", train={"epochs": 50}, schedule={"kind": "iterative", "rate": 0.2, "rounds": 20}
+)
 
 
 def free_port() -> int:
@@ -52,9 +62,13 @@ class TeamServer:
         assert added.returncode == 0, added.stderr
         self.token = added.stdout.strip()
         self.viewer_token = prunelab("user", "add", "vera", "--viewer", env=clean_env(home)).stdout.strip()
-        self.proc = subprocess.Popen([*PRUNELAB, "serve", "--port", str(self.port)],
-                                     env=clean_env(home, PRUNELAB_AUTH="tokens"),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [*PRUNELAB, "serve", "--port", str(self.port)],
+            env=clean_env(home, PRUNELAB_AUTH="tokens"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
         deadline = time.monotonic() + 90
@@ -95,6 +109,7 @@ def spec_file(tmp_path):
         path = tmp_path / name
         path.write_text(yaml.safe_dump(spec))
         return path
+
     return write
 
 
@@ -103,8 +118,19 @@ def job_count(server: TeamServer) -> int:
 
 
 def test_submit_wait_runs_a_job_to_the_end(server, spec_file):
-    done = prunelab("submit", str(spec_file(SPEC)), "--server", server.url, "--token", server.token, "--wait",
-                    "--interval", "0.5", env=server.env(), timeout=600)
+    done = prunelab(
+        "submit",
+        str(spec_file(SPEC)),
+        "--server",
+        server.url,
+        "--token",
+        server.token,
+        "--wait",
+        "--interval",
+        "0.5",
+        env=server.env(),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr + "".join(server.lines[-30:])
     url = done.stdout.strip()
     found = re.fullmatch(re.escape(server.url) + r"/#/run/(\d+)", url)
@@ -116,8 +142,11 @@ def test_submit_wait_runs_a_job_to_the_end(server, spec_file):
 
 
 def test_status_table_and_one_job_with_env_settings(server, spec_file):
-    submitted = prunelab("submit", str(spec_file(dict(SPEC, name="listed"))),
-                         env=server.env(PRUNELAB_SERVER=server.url, PRUNELAB_TOKEN=server.token))
+    submitted = prunelab(
+        "submit",
+        str(spec_file(dict(SPEC, name="listed"))),
+        env=server.env(PRUNELAB_SERVER=server.url, PRUNELAB_TOKEN=server.token),
+    )
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip().rsplit("/", 1)[1]
 
@@ -137,9 +166,24 @@ def test_status_table_and_one_job_with_env_settings(server, spec_file):
 
 
 def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file):
-    waiting = subprocess.Popen([*PRUNELAB, "submit", str(spec_file(SLOW_SPEC)), "--server", server.url,
-                                "--token", server.token, "--wait", "--interval", "0.3"],
-                               env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = subprocess.Popen(
+        [
+            *PRUNELAB,
+            "submit",
+            str(spec_file(SLOW_SPEC)),
+            "--server",
+            server.url,
+            "--token",
+            server.token,
+            "--wait",
+            "--interval",
+            "0.3",
+        ],
+        env=server.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = waiting.stdout.readline().strip()
     job_id = url.rsplit("/", 1)[1]
     assert server.http.post(f"/api/jobs/{job_id}/cancel").status_code == 200
@@ -149,9 +193,22 @@ def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file):
 
 
 def test_ctrl_c_stops_waiting_but_not_the_job(server, spec_file):
-    waiting = subprocess.Popen([*PRUNELAB, "submit", str(spec_file(dict(SLOW_SPEC, name="left-alone"))),
-                                "--server", server.url, "--token", server.token, "--wait"],
-                               env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = subprocess.Popen(
+        [
+            *PRUNELAB,
+            "submit",
+            str(spec_file(dict(SLOW_SPEC, name="left-alone"))),
+            "--server",
+            server.url,
+            "--token",
+            server.token,
+            "--wait",
+        ],
+        env=server.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     job_id = waiting.stdout.readline().strip().rsplit("/", 1)[1]
     time.sleep(1.5)  # inside the waiting loop
     waiting.send_signal(signal.SIGINT)
@@ -168,7 +225,7 @@ def test_errors_are_one_clear_line(server, spec_file, tmp_path):
     def error_of(*args: str) -> str:  # in-process (a subprocess each costs seconds on a busy machine)
         from typer.testing import CliRunner
 
-        from backend.cli import app
+        from cli.main import app
 
         result = CliRunner(env={k: None for k in os.environ if k.startswith("PRUNELAB_")}).invoke(app, list(args))
         assert result.exit_code == 2 and result.stdout == "", (result.stdout, result.stderr)
@@ -187,8 +244,10 @@ def test_errors_are_one_clear_line(server, spec_file, tmp_path):
     line = error_of("submit", str(spec_file(SPEC)), "--server", server.url)
     assert line.startswith("error: HTTP 401 Unauthorized: ") and "PRUNELAB_TOKEN" in line
     line = error_of("submit", str(spec_file(SPEC)), "--server", server.url, "--token", "pl_revoked-or-made-up")
-    assert line == ("error: HTTP 401 Unauthorized: invalid or revoked API token "
-                    "(give --token or set PRUNELAB_TOKEN; `prunelab user add` makes one)")
+    assert line == (
+        "error: HTTP 401 Unauthorized: invalid or revoked API token "
+        "(give --token or set PRUNELAB_TOKEN; `prunelab user add` makes one)"
+    )
     line = error_of("submit", str(spec_file(SPEC)), "--server", server.url, "--token", server.viewer_token)
     assert line.startswith("error: HTTP 403 Forbidden: ") and "viewer" in line
     line = error_of("status", "--status", "sleeping", "--server", server.url, "--token", server.token)
@@ -201,8 +260,9 @@ def test_errors_are_one_clear_line(server, spec_file, tmp_path):
     assert job_count(server) == before  # nothing was stored by any of these
 
 
-def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(postgres_url, redis_url, tmp_path,
-                                                                                 spec_file):
+def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(
+    postgres_url, redis_url, tmp_path, spec_file
+):
     """What docker-compose.yml runs, without docker: `prunelab db upgrade`, `prunelab serve --no-worker` and
     `prunelab worker --queues cpu,default` as separate processes on Postgres + Redis, sharing ARTIFACT_DIR."""
     import uuid
@@ -215,17 +275,24 @@ def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(p
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env(tmp_path / "home", PRUNELAB_AUTH="tokens", PRUNELAB_ARTIFACT_DIR=str(tmp_path / "artifacts"),
-                    PRUNELAB_DATABASE_URL=f"{postgres_url}?options=-csearch_path%3D{schema}",
-                    PRUNELAB_BROKER_URL=redis_url.rsplit("/", 1)[0] + "/14")  # a Redis db of its own
+    env = clean_env(
+        tmp_path / "home",
+        PRUNELAB_AUTH="tokens",
+        PRUNELAB_ARTIFACT_DIR=str(tmp_path / "artifacts"),
+        PRUNELAB_DATABASE_URL=f"{postgres_url}?options=-csearch_path%3D{schema}",
+        PRUNELAB_BROKER_URL=redis_url.rsplit("/", 1)[0] + "/14",
+    )  # a Redis db of its own
     procs = []
     try:
         assert prunelab("db", "upgrade", env=env).returncode == 0
         token = prunelab("user", "add", "ops", "--admin", env=env).stdout.strip()
-        for args in (["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
-                     ["worker", "--queues", "cpu,default"]):
-            procs.append(subprocess.Popen([*PRUNELAB, *args], env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+        for args in (
+            ["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
+            ["worker", "--queues", "cpu,default"],
+        ):
+            procs.append(
+                subprocess.Popen([*PRUNELAB, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -235,8 +302,17 @@ def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(p
                 pass
             assert time.monotonic() < deadline and procs[0].poll() is None, "the API did not start"
             time.sleep(0.3)
-        done = prunelab("submit", str(spec_file(SPEC)), "--server", url, "--token", token, "--wait",
-                        env=clean_env(tmp_path / "client"), timeout=600)
+        done = prunelab(
+            "submit",
+            str(spec_file(SPEC)),
+            "--server",
+            url,
+            "--token",
+            token,
+            "--wait",
+            env=clean_env(tmp_path / "client"),
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
         job_id = done.stdout.strip().rsplit("/", 1)[1]
         auth = {"Authorization": f"Bearer {token}"}

@@ -4,6 +4,7 @@ Docker does not run here, so what is checked is what can go wrong without it: th
 has the services it should, every `prunelab ...` command in it (and in the images' CMD) parses against the
 real CLI, and every PRUNELAB_* name it or .env.example sets is a real setting with a value that validates.
 """
+
 import os
 import re
 import shlex
@@ -13,8 +14,8 @@ import pytest
 import typer.main
 import yaml
 
-from backend.cli import app
-from backend.settings import Settings
+from cli.main import app
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -130,8 +131,12 @@ def test_worker_queues(compose):
 
 def every_command() -> list[tuple[str, list[str]]]:
     data = yaml.safe_load(COMPOSE.read_text())
-    found = [(f"compose {name}", args) for name, service in data["services"].items() if "command" in service
-             for args in prunelab_invocations(service["command"])]
+    found = [
+        (f"compose {name}", args)
+        for name, service in data["services"].items()
+        if "command" in service
+        for args in prunelab_invocations(service["command"])
+    ]
     for name, path in DOCKERFILES.items():
         cmd = re.search(r"^CMD (.+)$", path.read_text(), re.M).group(1)
         found += [(f"Dockerfile.{name}", args) for args in prunelab_invocations(yaml.safe_load(cmd))]
@@ -231,3 +236,9 @@ def test_deployment_docs_name_only_real_settings():
     named = set(re.findall(r"\b(PRUNELAB_[A-Z_]*[A-Z])\b", (ROOT / "docs" / "deploy.md").read_text()))
     assert "PRUNELAB_AUTH" in named
     assert not named - SETTING_NAMES - client_side
+
+
+def test_api_image_carries_no_worker_code():
+    copied = [line.split()[1] for line in DOCKERFILES["api"].read_text().splitlines() if line.startswith("COPY ")]
+    assert "worker" not in copied and {"core", "backend", "cli", "frontend"} <= set(copied)
+    assert "[worker]" not in DOCKERFILES["api"].read_text()

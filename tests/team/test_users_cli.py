@@ -1,5 +1,6 @@
 """`prunelab user ...` and `prunelab token ...` on a temporary PRUNELAB_HOME: the first test runs the installed
 console script as a subprocess; the rest run the same CLI in-process (each subprocess costs seconds of CPU)."""
+
 import hashlib
 import os
 import sqlite3
@@ -11,7 +12,7 @@ import pytest
 
 PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
 if not Path(PRUNELAB[0]).exists():
-    PRUNELAB = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')"]
+    PRUNELAB = [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
 
 
 @pytest.fixture
@@ -32,8 +33,8 @@ def in_process(home: Path, *args: str) -> subprocess.CompletedProcess:
 def in_process_with(home: Path, settings: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     from typer.testing import CliRunner
 
-    from backend.cli import app
-    from backend.settings import get_settings
+    from cli.main import app
+    from core.settings import get_settings
 
     env = {k: None for k in os.environ if k.startswith("PRUNELAB_")} | {"PRUNELAB_HOME": str(home), **settings}
     get_settings.cache_clear()
@@ -46,8 +47,10 @@ def in_process_with(home: Path, settings: dict[str, str], *args: str) -> subproc
 
 def token_rows(home: Path) -> list[tuple]:
     with sqlite3.connect(home / "prunelab.sqlite") as conn:
-        return conn.execute("SELECT t.id, u.name, u.role, t.token_hash, t.prefix, t.revoked_at FROM api_tokens t "
-                            "JOIN users u ON u.id = t.user_id ORDER BY t.id").fetchall()
+        return conn.execute(
+            "SELECT t.id, u.name, u.role, t.token_hash, t.prefix, t.revoked_at FROM api_tokens t "
+            "JOIN users u ON u.id = t.user_id ORDER BY t.id"
+        ).fetchall()
 
 
 def test_user_add_prints_the_token_once_and_stores_only_its_hash(home):

@@ -14,6 +14,7 @@ Conv models need 32x32 inputs: `image_size=32` zero-pads images that are at most
 resizes smaller ones bilinearly (digits 8x8 -> 32x32). Padding happens before normalisation, so it
 has the background value.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worker.spec import DATASETS
+from core.spec import DATASETS
 
 # Per-channel mean and std of the training images in [0, 1] (the usual published values).
 NORMALISATION = {
@@ -85,13 +86,14 @@ class Splits:
 
 # ---------------------------------------------------------------- readers of the real file formats
 
+
 def read_idx(path: Path) -> np.ndarray:
     """An idx (ubyte) file as MNIST ships it, plain or gzip-compressed."""
     raw = bytearray(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte idx file")
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise ValueError(f"{path}: expected {int(np.prod(dims))} values for shape {dims}, found {data.size}")
@@ -149,8 +151,12 @@ def _download(name: str, data_dir: Path) -> None:
 def _missing_error(name: str, where: Path, files: list[str]) -> DatasetMissing:
     return DatasetMissing(
         f"{name}: files missing in {where} and the download failed: expected {', '.join(files)}"
-        + (" (plain or .gz idx files, as torchvision.datasets stores them)" if name in IDX_FOLDERS else
-           f" (python pickle batches, or {CIFAR_ARCHIVE} in {where.parent})"))
+        + (
+            " (plain or .gz idx files, as torchvision.datasets stores them)"
+            if name in IDX_FOLDERS
+            else f" (python pickle batches, or {CIFAR_ARCHIVE} in {where.parent})"
+        )
+    )
 
 
 def _load_raw(name: str, data_dir: Path, download: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -174,8 +180,10 @@ def _load_raw(name: str, data_dir: Path, download: bool) -> tuple[np.ndarray, np
         missing = _cifar_missing(data_dir)
         if missing:
             raise _missing_error(name, data_dir / CIFAR_FOLDER, missing)
-        return (*read_cifar_batches(data_dir / CIFAR_FOLDER, CIFAR_TRAIN),
-                *read_cifar_batches(data_dir / CIFAR_FOLDER, CIFAR_TEST))
+        return (
+            *read_cifar_batches(data_dir / CIFAR_FOLDER, CIFAR_TRAIN),
+            *read_cifar_batches(data_dir / CIFAR_FOLDER, CIFAR_TEST),
+        )
     raise ValueError(f"dataset: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
 
 
@@ -185,11 +193,13 @@ def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]  # 0..16 -> [0, 1]
-    return train_test_split(images, digits.target.astype(np.int64), test_size=360, random_state=0,
-                            stratify=digits.target)
+    return train_test_split(
+        images, digits.target.astype(np.int64), test_size=360, random_state=0, stratify=digits.target
+    )
 
 
 # ---------------------------------------------------------------- the public entry points
+
 
 def fit_size(x: torch.Tensor, size: int) -> torch.Tensor:
     """Zero-pad (small difference) or bilinearly resize (large) images in [0, 1] to size x size."""
@@ -202,8 +212,16 @@ def fit_size(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def load_dataset(name: str, data_dir: Path | str, device: torch.device | str, val_fraction: float, seed: int,
-                 *, image_size: int | None = None, download: bool = True) -> Splits:
+def load_dataset(
+    name: str,
+    data_dir: Path | str,
+    device: torch.device | str,
+    val_fraction: float,
+    seed: int,
+    *,
+    image_size: int | None = None,
+    download: bool = True,
+) -> Splits:
     """Load a dataset onto `device` as normalised tensors, with `val_fraction` of the training images held
     out (a permutation seeded by `seed`) to select checkpoints. `image_size` pads/resizes (see module doc)."""
     if name not in DATASETS:
@@ -240,16 +258,21 @@ def load_dataset(name: str, data_dir: Path | str, device: torch.device | str, va
         train=Split(x_train[train_idx], y_train_t[train_idx]),
         val=Split(x_train[val_idx], y_train_t[val_idx]),
         test=Split(prepare(x_test), torch.as_tensor(y_test, dtype=torch.int64).to(x_train.device)),
-        name=name, num_classes=int(DATASETS[name]["classes"]), mean=tuple(mean), std=tuple(std))
+        name=name,
+        num_classes=int(DATASETS[name]["classes"]),
+        mean=tuple(mean),
+        std=tuple(std),
+    )
 
 
-def augment_batch(x: torch.Tensor, pad_value: torch.Tensor, generator: torch.Generator | None = None,
-                  pad: int = 4) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor, pad_value: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4
+) -> torch.Tensor:
     """CIFAR augmentation on a batch already on the device: random crop after padding by `pad`, and a
     random horizontal flip, each drawn per image."""
     n, c, h, w = x.shape
     padded = pad_value.view(1, c, 1, 1).expand(n, c, h + 2 * pad, w + 2 * pad).clone()
-    padded[:, :, pad:pad + h, pad:pad + w] = x
+    padded[:, :, pad : pad + h, pad : pad + w] = x
     dev = x.device
     off_y = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
     off_x = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
@@ -257,5 +280,9 @@ def augment_batch(x: torch.Tensor, pad_value: torch.Tensor, generator: torch.Gen
     cols = torch.arange(w, device=dev)
     cols = torch.where(flip[:, None], w - 1 - cols, cols) + off_x[:, None]  # (n, w): flip = read backwards
     rows = torch.arange(h, device=dev) + off_y[:, None]  # (n, h)
-    return padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
+    return padded[
+        torch.arange(n, device=dev)[:, None, None, None],
+        torch.arange(c, device=dev)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]

@@ -12,6 +12,7 @@
 - latency: median ms of a batch through the dense model vs the realised one (sparse.realise, or the
   compact model for channel pruning), after warm-up, in inference mode, device synchronised.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,7 +59,7 @@ def sparse_size_bytes(model: nn.Module, pruner: Pruner | None) -> int:
     if not isinstance(pruner, MaskPruner):
         return total
     block = pruner.block_shape()
-    for name, module in find_layers(model, pruner.layer_names).items():
+    for module in find_layers(model, pruner.layer_names).values():
         weight = view_2d(module.weight.detach())
         dense = weight.numel() * FP32
         options = [dense, csr_bytes(weight)]
@@ -78,7 +79,9 @@ def flop_counts(model: nn.Module, input_shape: tuple[int, ...], device) -> tuple
             model(torch.zeros(1, *input_shape, device=device))
     finally:
         model.train(was_training)
-    per_module = {k[len(prefix):]: sum(v.values()) for k, v in counter.get_flop_counts().items() if k.startswith(prefix)}
+    per_module = {
+        k[len(prefix) :]: sum(v.values()) for k, v in counter.get_flop_counts().items() if k.startswith(prefix)
+    }
     return counter.get_total_flops(), per_module
 
 
@@ -87,8 +90,9 @@ def _device_of(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def measure_latency(model: nn.Module, pruner: Pruner | None, input_shape: tuple[int, ...], batch_size: int,
-                    device) -> dict:
+def measure_latency(
+    model: nn.Module, pruner: Pruner | None, input_shape: tuple[int, ...], batch_size: int, device
+) -> dict:
     device = torch.device(device)
     x = torch.randn(batch_size, *input_shape, device=device)
     dense = pruner.dense_reference(model) if pruner is not None else model
@@ -99,8 +103,9 @@ def measure_latency(model: nn.Module, pruner: Pruner | None, input_shape: tuple[
         realised, form = _eval_copy_on(model, device), "compact"
     elif isinstance(pruner, MaskPruner) and pruner.masks:
         block = pruner.block_shape()
-        realised, layer_forms = sparse.realise(model, list(pruner.masks), batch_size, device,
-                                               block if block != (1, 1) else None)
+        realised, layer_forms = sparse.realise(
+            model, list(pruner.masks), batch_size, device, block if block != (1, 1) else None
+        )
         form = sparse.model_form(layer_forms)
         if form == "dense":
             realised = None
@@ -108,23 +113,36 @@ def measure_latency(model: nn.Module, pruner: Pruner | None, input_shape: tuple[
         dense_ms = sparse.time_ms(lambda: dense_model(x), device)
         form, realised_ms = "dense", dense_ms
     else:
-        ms = sparse.interleaved_ms({"dense": lambda: dense_model(x), "realised": lambda: realised(x)}, device,
-                                   repeats=20, budget_s=4.0)
+        ms = sparse.interleaved_ms(
+            {"dense": lambda: dense_model(x), "realised": lambda: realised(x)}, device, repeats=20, budget_s=4.0
+        )
         dense_ms, realised_ms = ms["dense"], ms["realised"]
         if form != "compact" and realised_ms >= dense_ms:  # the layer winners did not add up: stay dense
             form, realised_ms = "dense", dense_ms
             layer_forms = {n: "dense" for n in layer_forms}
-    return {"device": device.type, "batch_size": batch_size, "dense_ms": round(dense_ms, 4),
-            "realised_ms": round(realised_ms, 4), "speedup": round(dense_ms / realised_ms, 4) if realised_ms else None,
-            "form": form, "layer_forms": layer_forms}
+    return {
+        "device": device.type,
+        "batch_size": batch_size,
+        "dense_ms": round(dense_ms, 4),
+        "realised_ms": round(realised_ms, 4),
+        "speedup": round(dense_ms / realised_ms, 4) if realised_ms else None,
+        "form": form,
+        "layer_forms": layer_forms,
+    }
 
 
 def _eval_copy_on(model: nn.Module, device: torch.device) -> nn.Module:
     return copy.deepcopy(model).to(device).eval()
 
 
-def measure_model(model: nn.Module, pruner: Pruner | None, input_shape: tuple[int, ...], batch_size: int,
-                  device="cpu", latency: bool = True) -> dict:
+def measure_model(
+    model: nn.Module,
+    pruner: Pruner | None,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    device="cpu",
+    latency: bool = True,
+) -> dict:
     """Sizes, FLOPs and (optionally) latency of `model` as pruned by `pruner` (None: an unpruned model)."""
     input_shape = tuple(input_shape)
     dense = pruner.dense_reference(model) if pruner is not None else model

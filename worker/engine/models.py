@@ -1,9 +1,10 @@
-"""The models a spec can name. Module names match worker.spec.MODEL_LAYERS exactly.
+"""The models a spec can name. Module names match core.spec.MODEL_LAYERS exactly.
 
 Input shapes: LeNet-300-100 takes the dataset's images as they are (flattened, fc1 in = C*H*W).
 The conv models are built for 32x32 inputs (CIFAR-sized); the data layer (worker.engine.data) pads or
 resizes smaller images to 32x32 for them, so every model runs on every dataset.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -11,7 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from worker.spec import MODELS
+from core.spec import MODELS
 
 CONV_INPUT_SIZE = 32
 
@@ -48,9 +49,11 @@ class VGG(nn.Module):
                 layers.append((f"pool{pool}", nn.MaxPool2d(2)))
                 pool += 1
                 continue
-            layers += [(f"conv{conv}", nn.Conv2d(channels, item, 3, padding=1, bias=False)),
-                       (f"bn{conv}", nn.BatchNorm2d(item)),
-                       (f"relu{conv}", nn.ReLU(inplace=True))]
+            layers += [
+                (f"conv{conv}", nn.Conv2d(channels, item, 3, padding=1, bias=False)),
+                (f"bn{conv}", nn.BatchNorm2d(item)),
+                (f"relu{conv}", nn.ReLU(inplace=True)),
+            ]
             channels = item
             conv += 1
         self.backbone = nn.Sequential(OrderedDict(layers))

@@ -5,6 +5,7 @@ pruning step. It saves a step's checkpoint before calling on_step, so a runner t
 resume a job after its last stored step. It checks `cancelled()` between batches and between steps
 and raises Cancelled when it answers True.
 """
+
 from typing import Protocol
 
 

@@ -21,6 +21,7 @@ rounds after the first, the previous round's result) minus the test accuracy rig
 Determinism: step k seeds torch with spec.seed + k + 1, so a job resumed at step k (iterative: from
 checkpoint k-1, which holds the model and the masks) produces the same remaining steps.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,24 +29,25 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from core.spec import GroupLassoMethod, IterativeSchedule, JobSpec, MagnitudeMethod, OneShotSchedule, SpecError
 from worker.engine.data import Splits, load_dataset
 from worker.engine.models import CONV_INPUT_SIZE, build_model
 from worker.engine.reporter import Reporter
 from worker.engine.training import CancelCheck, TrainConfig, evaluate, state_copy, train
-from worker.spec import (GroupLassoMethod, IterativeSchedule, JobSpec, MagnitudeMethod, OneShotSchedule,
-                         SpecError)
 
 REWIND_SNAPSHOTS = (0, 1, 2, 3)  # epochs of the baseline training kept in the cache for rewinding
 MEASURE_UNITS = 0.25  # progress weight of pruning + measuring a step, in epochs
 
 
 # ---------------------------------------------------------------- small helpers
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
@@ -95,6 +97,7 @@ class Progress:
 
         def report(fraction: float, message: str) -> None:
             self.reporter.on_progress(min(1.0, (start + fraction * units) / self.total), message)
+
         return report
 
     def advance(self, units: float, message: str) -> None:
@@ -103,6 +106,7 @@ class Progress:
 
 
 # ---------------------------------------------------------------- schedules
+
 
 def step_targets(spec: JobSpec, sizes: dict[str, int]) -> list[tuple[float, dict[str, float]]]:
     """(overall target, per-layer targets) of every step. The per-layer dict is empty when every layer
@@ -132,6 +136,7 @@ def step_targets(spec: JobSpec, sizes: dict[str, int]) -> list[tuple[float, dict
 
 # ---------------------------------------------------------------- baseline (trained or cached)
 
+
 def _model_for(spec: JobSpec, splits: Splits, device: torch.device) -> nn.Module:
     torch.manual_seed(spec.seed)
     return build_model(spec.model, splits.shape, splits.num_classes).to(device)
@@ -143,8 +148,15 @@ def _measure(model: nn.Module, pruner: Any, spec: JobSpec, splits: Splits, devic
     return measure_model(model, pruner, splits.shape, spec.measure.batch_size, device, spec.measure.latency)
 
 
-def baseline(spec: JobSpec, splits: Splits, device: torch.device, cache_dir: Path, reporter: Reporter,
-             progress: Progress, train_units: float) -> tuple[dict, dict[int, dict], dict]:
+def baseline(
+    spec: JobSpec,
+    splits: Splits,
+    device: torch.device,
+    cache_dir: Path,
+    reporter: Reporter,
+    progress: Progress,
+    train_units: float,
+) -> tuple[dict, dict[int, dict], dict]:
     """(best state_dict, rewind snapshots by epoch, baseline metrics); trains unless the cache has it."""
     path = Path(cache_dir) / f"{baseline_key(spec)}.pt"
     wanted = {e for e in (*REWIND_SNAPSHOTS, spec.schedule.rewind_epoch) if e <= spec.train.epochs}
@@ -165,25 +177,46 @@ def baseline(spec: JobSpec, splits: Splits, device: torch.device, cache_dir: Pat
         progress.advance(train_units, "baseline loaded from the cache")
     else:
         cfg = TrainConfig.from_spec(spec.train, spec.dataset)
-        result = train(model, splits, cfg, reporter=reporter, on_progress=progress.part(train_units),
-                       seed=spec.seed, snapshot_epochs=tuple(sorted(wanted)), label="baseline")
+        result = train(
+            model,
+            splits,
+            cfg,
+            reporter=reporter,
+            on_progress=progress.part(train_units),
+            seed=spec.seed,
+            snapshot_epochs=tuple(sorted(wanted)),
+            label="baseline",
+        )
         progress.advance(train_units, "baseline trained")
         train_seconds = result.seconds
-        entry = {"key": spec.training_key(), "state": state_copy(model), "snapshots": result.snapshots,
-                 "metrics": {"train_seconds": train_seconds, "best_epoch": result.best_epoch}}
+        entry = {
+            "key": spec.training_key(),
+            "state": state_copy(model),
+            "snapshots": result.snapshots,
+            "metrics": {"train_seconds": train_seconds, "best_epoch": result.best_epoch},
+        }
         atomic_save(entry, path)
     accuracy, loss = evaluate(model, splits.test)
     val_accuracy, _ = evaluate(model, splits.val)
     measured = _measure(model, None, spec, splits, device)
-    metrics = {"accuracy": accuracy, "loss": loss, "val_accuracy": val_accuracy,
-               "params_total": measured["params_total"], "params_nonzero": measured["params_nonzero"],
-               "size_dense_bytes": measured["size_dense_bytes"], "flops": measured["flops_dense"],
-               "latency": measured.get("latency"), "train_seconds": train_seconds, "cached": cached,
-               "device": str(device)}
+    metrics = {
+        "accuracy": accuracy,
+        "loss": loss,
+        "val_accuracy": val_accuracy,
+        "params_total": measured["params_total"],
+        "params_nonzero": measured["params_nonzero"],
+        "size_dense_bytes": measured["size_dense_bytes"],
+        "flops": measured["flops_dense"],
+        "latency": measured.get("latency"),
+        "train_seconds": train_seconds,
+        "cached": cached,
+        "device": str(device),
+    }
     return entry["state"], entry["snapshots"], metrics
 
 
 # ---------------------------------------------------------------- the job
+
 
 def _checkpoint(out_dir: Path, k: int) -> Path:
     return out_dir / "checkpoints" / f"step_{k}.pt"
@@ -193,9 +226,17 @@ def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, spec: JobSpec, s
     # Only tensors and plain data, so every reader can use torch.load(weights_only=True). A physically
     # smaller model (channel removal) is rebuilt from build_model + pruner.restructure(): see load_checkpoint.
     summary = {k: v for k, v in step.items() if k != "layers"}
-    atomic_save({"state_dict": model.state_dict(), "pruner": pruner.state_dict(),
-                 "spec": spec.model_dump(mode="json"), "in_shape": list(splits.shape),
-                 "num_classes": splits.num_classes, "step": summary}, path)
+    atomic_save(
+        {
+            "state_dict": model.state_dict(),
+            "pruner": pruner.state_dict(),
+            "spec": spec.model_dump(mode="json"),
+            "in_shape": list(splits.shape),
+            "num_classes": splits.num_classes,
+            "step": summary,
+        },
+        path,
+    )
 
 
 def _restore(ckpt: dict, model: nn.Module, pruner: Any) -> nn.Module:
@@ -217,8 +258,9 @@ def cpu_threads(spec: JobSpec, device: torch.device) -> int:
     return 1 if spec.model == "lenet300_100" else torch.get_num_threads()
 
 
-def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path, cache_dir: Path,
-            completed_steps: int = 0) -> dict:
+def run_job(
+    spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path, cache_dir: Path, completed_steps: int = 0
+) -> dict:
     """Run `spec`; report the baseline and every step to `reporter`; return the result dict
     {"spec", "baseline", "steps", "device", "seconds"} (steps: those run by this call)."""
     device = resolve_device(spec.device)
@@ -230,15 +272,28 @@ def run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path,
         torch.set_num_threads(previous_threads)
 
 
-def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.device, data_dir: Path,
-             cache_dir: Path, completed_steps: int) -> dict:
+def _run_job(
+    spec: JobSpec,
+    out_dir: Path,
+    reporter: Reporter,
+    device: torch.device,
+    data_dir: Path,
+    cache_dir: Path,
+    completed_steps: int,
+) -> dict:
     from worker.engine.pruning import make_pruner
 
     started = time.perf_counter()
     method, sched = spec.method, spec.schedule
     check = CancelCheck(reporter)
-    splits = load_dataset(spec.dataset, data_dir, device, spec.train.val_fraction, spec.seed,
-                          image_size=None if spec.model == "lenet300_100" else CONV_INPUT_SIZE)
+    splits = load_dataset(
+        spec.dataset,
+        data_dir,
+        device,
+        spec.train.val_fraction,
+        spec.seed,
+        image_size=None if spec.model == "lenet300_100" else CONV_INPUT_SIZE,
+    )
     sizes = layer_sizes(_model_for(spec, splits, device), spec.pruned_layers())
     targets = step_targets(spec, sizes)
     if completed_steps < 0 or completed_steps > len(targets):
@@ -248,8 +303,9 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
     step_units = sched.finetune_epochs + extra_epochs + MEASURE_UNITS
     remaining = len(targets) - completed_steps
     progress = Progress(reporter, spec.train.epochs + remaining * step_units)
-    best_state, snapshots, base_metrics = baseline(spec, splits, device, cache_dir, reporter, progress,
-                                                   spec.train.epochs)
+    best_state, snapshots, base_metrics = baseline(
+        spec, splits, device, cache_dir, reporter, progress, spec.train.epochs
+    )
     reporter.on_baseline(base_metrics)
 
     finetune_cfg = TrainConfig.from_spec(spec.train, spec.dataset, epochs=sched.finetune_epochs, lr=sched.finetune_lr)
@@ -289,9 +345,17 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
             # The pruner's own training (group lasso's regularised epochs): no best-checkpoint selection.
             cfg = TrainConfig.from_spec(spec.train, spec.dataset, epochs=epochs, lr=sched.finetune_lr)
             start = done_units[0]
-            train(m, splits, cfg, pruner=p, reporter=reporter, seed=spec.seed + k + 1, keep_best=False,
-                  label=f"{label}: regularised training",
-                  on_progress=lambda f, msg: report((start + f * epochs) / step_units, msg))
+            train(
+                m,
+                splits,
+                cfg,
+                pruner=p,
+                reporter=reporter,
+                seed=spec.seed + k + 1,
+                keep_best=False,
+                label=f"{label}: regularised training",
+                on_progress=lambda f, msg: report((start + f * epochs) / step_units, msg),
+            )
             done_units[0] += epochs
 
         model = pruner.prune(model, overall, per_layer, train_fn)
@@ -301,9 +365,16 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
             if sched.after == "rewind":
                 pruner.rewind(model, snapshots[sched.rewind_epoch])
             start = done_units[0]
-            tuned = train(model, splits, finetune_cfg, pruner=pruner, reporter=reporter, seed=spec.seed + k + 1,
-                  label=f"{label}: {'retraining' if sched.after == 'rewind' else 'fine-tuning'}",
-                  on_progress=lambda f, msg: report((start + f * sched.finetune_epochs) / step_units, msg))
+            tuned = train(
+                model,
+                splits,
+                finetune_cfg,
+                pruner=pruner,
+                reporter=reporter,
+                seed=spec.seed + k + 1,
+                label=f"{label}: {'retraining' if sched.after == 'rewind' else 'fine-tuning'}",
+                on_progress=lambda f, msg: report((start + f * sched.finetune_epochs) / step_units, msg),
+            )
             pruner.apply_masks(model)
             accuracy, loss = evaluate(model, splits.test)
             val_accuracy = tuned.best_val_accuracy  # the model is left at its best-validation weights
@@ -315,11 +386,20 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
         total = sum(layer["params"] for layer in layers)
         nonzero = sum(layer["nonzero"] for layer in layers)
         measured = _measure(model, pruner, spec, splits, device)
-        step = {"index": k, "target_sparsity": overall, "sparsity": 1.0 - nonzero / total if total else 0.0,
-                "accuracy": accuracy, "accuracy_before_finetune": accuracy_before,
-                "accuracy_drop": accuracy_in - accuracy_before,
-                "val_accuracy": val_accuracy, "loss": loss, **measured,
-                "seconds": 0.0, "checkpoint": f"checkpoints/{_checkpoint(out_dir, k).name}", "layers": layers}
+        step = {
+            "index": k,
+            "target_sparsity": overall,
+            "sparsity": 1.0 - nonzero / total if total else 0.0,
+            "accuracy": accuracy,
+            "accuracy_before_finetune": accuracy_before,
+            "accuracy_drop": accuracy_in - accuracy_before,
+            "val_accuracy": val_accuracy,
+            "loss": loss,
+            **measured,
+            "seconds": 0.0,
+            "checkpoint": f"checkpoints/{_checkpoint(out_dir, k).name}",
+            "layers": layers,
+        }
         step["seconds"] = time.perf_counter() - step_started
         _save_checkpoint(_checkpoint(out_dir, k), model, pruner, spec, splits, step)
         progress.advance(step_units, f"{label} done: sparsity {step['sparsity']:.3f}, accuracy {accuracy:.4f}")
@@ -328,8 +408,13 @@ def _run_job(spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.dev
         if isinstance(sched, IterativeSchedule):
             accuracy_in = accuracy
 
-    return {"spec": spec.model_dump(mode="json"), "baseline": base_metrics, "steps": steps,
-            "device": str(device), "seconds": time.perf_counter() - started}
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "baseline": base_metrics,
+        "steps": steps,
+        "device": str(device),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def load_checkpoint_model(path: Path, map_location: str = "cpu") -> nn.Module:

@@ -6,6 +6,7 @@ sparsity are several times faster at batch 64. So `realise` times dense, CSR and
 Linear on the actual device and batch and keeps the fastest; if the whole realised model is not faster
 than the dense one, it stays dense. Conv layers stay dense. Channel-pruned models are already compact.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,15 +14,13 @@ import math
 import statistics
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 BSR_BLOCKS = ((32, 32), (16, 16), (8, 8), (4, 4))
 MAX_SPARSE_DENSITY = 0.7  # above this share of nonzero weights no sparse form is tried (it cannot win)
-
-
 
 
 def _quietly(convert: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -80,8 +79,9 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_ms(fn: Callable[[], object], device: torch.device | str, repeats: int = 20, warmup: int = 3,
-            budget_s: float = 2.0) -> float:
+def time_ms(
+    fn: Callable[[], object], device: torch.device | str, repeats: int = 20, warmup: int = 3, budget_s: float = 2.0
+) -> float:
     """Median wall time of fn() in ms, after warm-up, device synchronised; stops early past budget_s."""
     with torch.inference_mode():
         for _ in range(warmup):
@@ -99,8 +99,13 @@ def time_ms(fn: Callable[[], object], device: torch.device | str, repeats: int =
     return statistics.median(times)
 
 
-def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device | str, repeats: int = 10,
-                      warmup: int = 2, budget_s: float = 5.0) -> dict[str, dict[str, float]]:
+def interleaved_times(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device | str,
+    repeats: int = 10,
+    warmup: int = 2,
+    budget_s: float = 5.0,
+) -> dict[str, dict[str, float]]:
     """Median ms of each fn, run in turn (a, b, c, a, b, c, ...) so that load on a shared machine hits
     every candidate alike; warm-up rounds first, device synchronised; stops early past budget_s (after
     at least 3 rounds). Returns {name: {"wall": ms, "cpu": ms}}; "cpu" is the calling thread's CPU time,
@@ -125,8 +130,13 @@ def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device
     return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])} for name in fns}
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.device | str, repeats: int = 10,
-                   warmup: int = 2, budget_s: float = 5.0) -> dict[str, float]:
+def interleaved_ms(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device | str,
+    repeats: int = 10,
+    warmup: int = 2,
+    budget_s: float = 5.0,
+) -> dict[str, float]:
     """Median wall-clock ms of each fn, interleaved (see interleaved_times)."""
     times = interleaved_times(fns, device, repeats, warmup, budget_s)
     return {name: t["wall"] for name, t in times.items()}
@@ -144,8 +154,9 @@ def bsr_blocks_for(shape: tuple[int, int], preferred: tuple[int, int] | None = N
     return [b for b in candidates if shape[0] % b[0] == 0 and shape[1] % b[1] == 0]
 
 
-def choose_linear_form(linear: nn.Linear, batch_size: int, device: torch.device | str,
-                       preferred_block: tuple[int, int] | None = None) -> tuple[nn.Module, str, dict[str, float]]:
+def choose_linear_form(
+    linear: nn.Linear, batch_size: int, device: torch.device | str, preferred_block: tuple[int, int] | None = None
+) -> tuple[nn.Module, str, dict[str, float]]:
     """The fastest of dense / CSR / BSR for one Linear at this batch size on this device.
     Returns (module, form name, {form name: ms})."""
     weight = linear.weight.detach()
@@ -164,8 +175,9 @@ def choose_linear_form(linear: nn.Linear, batch_size: int, device: torch.device 
             except (RuntimeError, NotImplementedError, ValueError):
                 continue
             options[name] = module
-    timings = interleaved_ms({name: (lambda m=module: m(x)) for name, module in options.items()}, device,
-                             repeats=7, budget_s=1.0)
+    timings = interleaved_ms(
+        {name: (lambda m=module: m(x)) for name, module in options.items()}, device, repeats=7, budget_s=1.0
+    )
     best = min(timings, key=timings.get)
     return options[best], best, timings
 
@@ -175,8 +187,13 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
-def realise(model: nn.Module, linear_names: list[str], batch_size: int, device: torch.device | str,
-            preferred_block: tuple[int, int] | None = None) -> tuple[nn.Module, dict[str, str]]:
+def realise(
+    model: nn.Module,
+    linear_names: list[str],
+    batch_size: int,
+    device: torch.device | str,
+    preferred_block: tuple[int, int] | None = None,
+) -> tuple[nn.Module, dict[str, str]]:
     """A copy of `model` (eval mode, on device) whose masked Linear layers use their fastest form.
     Returns (model, {layer: form}) with forms "dense", "csr" or "bsr<r>x<c>"."""
     realised = copy.deepcopy(model).to(device).eval()

@@ -4,11 +4,13 @@ After every optimizer step the pruner's masks are re-applied (pruned weights sta
 (group lasso) is added to the loss. The best weights are chosen by VALIDATION accuracy, never by the
 test set. Raw logits go into CrossEntropyLoss (no softmax before it) and gradients are zeroed every step.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +36,20 @@ class TrainConfig:
     augment: bool = False
 
     @classmethod
-    def from_spec(cls, train_spec: Any, dataset: str, epochs: int | None = None, lr: float | None = None) -> "TrainConfig":
+    def from_spec(
+        cls, train_spec: Any, dataset: str, epochs: int | None = None, lr: float | None = None
+    ) -> TrainConfig:
         augment = train_spec.augment if train_spec.augment is not None else dataset == "cifar10"
-        return cls(epochs=train_spec.epochs if epochs is None else epochs, optimizer=train_spec.optimizer,
-                   lr=train_spec.lr if lr is None else lr, batch_size=train_spec.batch_size,
-                   momentum=train_spec.momentum, weight_decay=train_spec.weight_decay,
-                   lr_schedule=train_spec.lr_schedule, augment=augment)
+        return cls(
+            epochs=train_spec.epochs if epochs is None else epochs,
+            optimizer=train_spec.optimizer,
+            lr=train_spec.lr if lr is None else lr,
+            batch_size=train_spec.batch_size,
+            momentum=train_spec.momentum,
+            weight_decay=train_spec.weight_decay,
+            lr_schedule=train_spec.lr_schedule,
+            augment=augment,
+        )
 
 
 @dataclass
@@ -82,8 +92,8 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH) -> tu
     loss_sum = 0.0
     n = len(split)
     for start in range(0, n, batch_size):
-        logits = model(split.x[start:start + batch_size])
-        target = split.y[start:start + batch_size]
+        logits = model(split.x[start : start + batch_size])
+        target = split.y[start : start + batch_size]
         loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         correct += int((logits.argmax(dim=1) == target).sum())
     model.train(was_training)
@@ -96,16 +106,27 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # per-tensor loop on the small models here.
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               fused=fused or None)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused or None
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     raise ValueError(f"train.optimizer: unknown optimizer {cfg.optimizer!r}; allowed: adam, sgd")
 
 
-def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, pruner: Any = None, reporter: Any = None,
-          on_progress: Callable[[float, str], None] | None = None, seed: int = 0,
-          snapshot_epochs: tuple[int, ...] = (), keep_best: bool = True, label: str = "training") -> TrainResult:
+def train(
+    model: nn.Module,
+    splits: Splits,
+    cfg: TrainConfig,
+    *,
+    pruner: Any = None,
+    reporter: Any = None,
+    on_progress: Callable[[float, str], None] | None = None,
+    seed: int = 0,
+    snapshot_epochs: tuple[int, ...] = (),
+    keep_best: bool = True,
+    label: str = "training",
+) -> TrainResult:
     """Train `model` in place for cfg.epochs; leave it at the weights with the best validation accuracy
     (the starting weights count as epoch 0) when keep_best.
 
@@ -132,8 +153,11 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, pruner: Any = N
     n = len(splits.train)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-                 if cfg.lr_schedule == "cosine" else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        if cfg.lr_schedule == "cosine"
+        else None
+    )
     pad_value = splits.pad_value if cfg.augment else None
     last_report = 0.0
     epoch_loss = float("nan")
@@ -143,7 +167,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, pruner: Any = N
         loss_sum = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             check()
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x, y = splits.train.x[idx], splits.train.y[idx]
             if pad_value is not None:
                 x = augment_batch(x, pad_value, gen)

@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-21
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -72,8 +73,19 @@ def upgrade() -> None:
         sa.Column("deleted_at", TS, nullable=True),
         **NO_ID_REUSE,
     )
-    for column in ("model", "dataset", "method", "schedule", "status", "owner_id", "created_at", "updated_at",
-                   "last_sparsity", "best_accuracy", "deleted_at"):
+    for column in (
+        "model",
+        "dataset",
+        "method",
+        "schedule",
+        "status",
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "last_sparsity",
+        "best_accuracy",
+        "deleted_at",
+    ):
         op.create_index(f"ix_jobs_{column}", "jobs", [column])
 
     op.create_table(

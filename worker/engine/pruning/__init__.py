@@ -5,22 +5,35 @@
 - channel: filters physically removed with Torch-Pruning (channel.py)
 - group_lasso: regularised training, then filter removal (group_lasso.py)
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from core.spec import DATASETS, JobSpec
 from worker.engine.pruning.base import MaskPruner, Pruner, find_layers, lowest_mask, view_2d
 from worker.engine.pruning.block import BlockPruner, block_mask, block_scores, expand_blocks
 from worker.engine.pruning.channel import ChannelPruner, final_classifier
 from worker.engine.pruning.group_lasso import GroupLassoPruner
 from worker.engine.pruning.magnitude import MagnitudePruner
-from worker.spec import DATASETS, JobSpec
 
 __all__ = [
-    "Pruner", "MaskPruner", "BlockPruner", "MagnitudePruner", "ChannelPruner", "GroupLassoPruner",
-    "make_pruner", "find_layers", "lowest_mask", "view_2d", "block_mask", "block_scores", "expand_blocks",
-    "final_classifier", "measure_model",
+    "Pruner",
+    "MaskPruner",
+    "BlockPruner",
+    "MagnitudePruner",
+    "ChannelPruner",
+    "GroupLassoPruner",
+    "make_pruner",
+    "find_layers",
+    "lowest_mask",
+    "view_2d",
+    "block_mask",
+    "block_scores",
+    "expand_blocks",
+    "final_classifier",
+    "measure_model",
 ]
 
 

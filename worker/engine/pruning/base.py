@@ -3,6 +3,7 @@
 A pruner works on Conv2d and Linear layers named by the spec. Masks are bool tensors of the weight's
 shape (True = kept). Reports describe each layer in its 2-D view: out x (in * kh * kw).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ import torch
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-from worker.masks import density_grid, encode_density, encode_grid
-from worker.spec import SpecError
+from core.masks import density_grid, encode_density, encode_grid
+from core.spec import SpecError
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -93,7 +94,9 @@ class Pruner:
         layer_sparsity = layer_sparsity or {}
         unknown = [n for n in layer_sparsity if n not in self.layer_names]
         if unknown:
-            raise SpecError("layer_sparsity", f"layer {unknown[0]!r} is not pruned; pruned layers: {', '.join(self.layer_names)}")
+            raise SpecError(
+                "layer_sparsity", f"layer {unknown[0]!r} is not pruned; pruned layers: {', '.join(self.layer_names)}"
+            )
         for name, value in [("sparsity", sparsity), *layer_sparsity.items()]:
             if not 0.0 <= float(value) < 1.0:
                 raise SpecError(name, f"sparsity must be in [0, 1), got {value}")
@@ -144,13 +147,15 @@ class Pruner:
             keep, block = masks[stat["name"]]
             keep_np = keep.detach().cpu().numpy()
             grid = _block_grid(keep_np, block)
-            report.append({
-                **stat,
-                "sparsity": 1.0 - stat["nonzero"] / stat["params"] if stat["params"] else 0.0,
-                "target_sparsity": self.targets.get(stat["name"], 0.0),
-                "mask": {"block_shape": list(block), "grid": encode_grid(grid)},
-                "density": encode_density(density_grid(keep_np)),
-            })
+            report.append(
+                {
+                    **stat,
+                    "sparsity": 1.0 - stat["nonzero"] / stat["params"] if stat["params"] else 0.0,
+                    "target_sparsity": self.targets.get(stat["name"], 0.0),
+                    "mask": {"block_shape": list(block), "grid": encode_grid(grid)},
+                    "density": encode_density(density_grid(keep_np)),
+                }
+            )
         return report
 
     def state_dict(self) -> dict:
@@ -222,8 +227,15 @@ class MaskPruner(Pruner):
         stats = []
         for name, module in find_layers(model, self.layer_names).items():
             weight = module.weight
-            stats.append({"name": name, "kind": layer_kind(module), "shape": list(weight.shape),
-                          "params": weight.numel(), "nonzero": int(torch.count_nonzero(weight))})
+            stats.append(
+                {
+                    "name": name,
+                    "kind": layer_kind(module),
+                    "shape": list(weight.shape),
+                    "params": weight.numel(),
+                    "nonzero": int(torch.count_nonzero(weight)),
+                }
+            )
         return stats
 
     def state_dict(self) -> dict:

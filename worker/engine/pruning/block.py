@@ -13,6 +13,7 @@ lowest-scoring alive blocks (the cut is the round(s * B)-th smallest score). Whe
 weight's sides, element sparsity equals block sparsity; with edge blocks the element sparsity differs
 from it by less than one block's share (edge blocks hold fewer elements).
 """
+
 from __future__ import annotations
 
 import math
@@ -57,12 +58,12 @@ def _block_sums(w: torch.Tensor, r: int, c: int, square: bool) -> torch.Tensor:
         n = min(step, rows - start)
         chunk = buf[:n]
         if square:
-            torch.mul(w[start:start + n], w[start:start + n], out=chunk)
+            torch.mul(w[start : start + n], w[start : start + n], out=chunk)
         else:
-            torch.abs(w[start:start + n], out=chunk)
+            torch.abs(w[start : start + n], out=chunk)
         # rows of a block first (long contiguous adds), then the columns on r times fewer elements
-        summed_rows = _sum_groups(chunk.view(n // r, r, cols).transpose(1, 2), r, row_sums[:n // r])
-        _sum_groups(summed_rows.view(n // r, grid_c, c), c, out[start // r:(start + n) // r])
+        summed_rows = _sum_groups(chunk.view(n // r, r, cols).transpose(1, 2), r, row_sums[: n // r])
+        _sum_groups(summed_rows.view(n // r, grid_c, c), c, out[start // r : (start + n) // r])
     return out
 
 
@@ -96,17 +97,22 @@ def expand_blocks(keep_grid: torch.Tensor, block: tuple[int, int], shape2d: tupl
     grid_r, grid_c = keep_grid.shape
     full = keep_grid[:, None, :, None].expand(grid_r, r, grid_c, c).reshape(grid_r * r, grid_c * c)
     if full.shape != torch.Size(shape2d):
-        full = full[:shape2d[0], :shape2d[1]].contiguous()
+        full = full[: shape2d[0], : shape2d[1]].contiguous()
     return full
 
 
 def alive_blocks(mask2d: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
     """Per-block keep grid of a block-uniform mask (its top-left element of each block)."""
-    return mask2d[::block[0], ::block[1]]
+    return mask2d[:: block[0], :: block[1]]
 
 
-def block_mask(weight2d: torch.Tensor, block: tuple[int, int], sparsity: float, score: str = "mean_abs",
-               alive: torch.Tensor | None = None) -> torch.Tensor:
+def block_mask(
+    weight2d: torch.Tensor,
+    block: tuple[int, int],
+    sparsity: float,
+    score: str = "mean_abs",
+    alive: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Keep grid of one layer pruned to `sparsity` of its blocks (already dead blocks stay dead)."""
     scores = block_scores(weight2d, block, score)
     alive = torch.ones_like(scores, dtype=torch.bool) if alive is None else alive
@@ -117,8 +123,9 @@ def block_mask(weight2d: torch.Tensor, block: tuple[int, int], sparsity: float, 
 class BlockPruner(MaskPruner):
     method = "block"
 
-    def __init__(self, layer_names: list[str], block: tuple[int, int] = (2, 2), score: str = "mean_abs",
-                 scope: str = "layer"):
+    def __init__(
+        self, layer_names: list[str], block: tuple[int, int] = (2, 2), score: str = "mean_abs", scope: str = "layer"
+    ):
         super().__init__(layer_names)
         if len(block) != 2 or min(block) < 1:
             raise ValueError(f"method.block_size: must be positive integers, got {block}")
@@ -133,8 +140,9 @@ class BlockPruner(MaskPruner):
     def block_shape(self) -> tuple[int, int]:
         return self.block
 
-    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None,
-              train_fn=None) -> nn.Module:
+    def prune(
+        self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None, train_fn=None
+    ) -> nn.Module:
         targets = self.targets_for(sparsity, layer_sparsity)
         layers = find_layers(model, self.layer_names)
         grids: dict[str, torch.Tensor] = {}
@@ -167,7 +175,7 @@ class BlockPruner(MaskPruner):
         pruned = lowest_mask(flat_scores, flat_alive, round(sparsity * flat_scores.numel()))
         grids, offset = {}, 0
         for name, s in zip(layers, scores):
-            grids[name] = ~pruned[offset:offset + s.numel()].view(s.shape).to(s.device)
+            grids[name] = ~pruned[offset : offset + s.numel()].view(s.shape).to(s.device)
             offset += s.numel()
         return grids
 

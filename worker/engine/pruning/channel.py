@@ -15,6 +15,7 @@ original weights.
 The pruner remembers which original output/input channels of each selected layer survive, so reports
 show the layer in its original 2-D view with removed rows (filters) and columns (input channels).
 """
+
 from __future__ import annotations
 
 import copy
@@ -64,9 +65,9 @@ class _GroupInfo:
         self.root = root
         self.conv = conv
         self.channels = channels
-        self.outs = outs          # selected layers whose output channels are the group's channels
-        self.ins = ins            # (selected layer, input features per group channel)
-        self.remove = 0           # channels to remove this round
+        self.outs = outs  # selected layers whose output channels are the group's channels
+        self.ins = ins  # (selected layer, input features per group channel)
+        self.remove = 0  # channels to remove this round
 
 
 class ChannelPruner(Pruner):
@@ -92,7 +93,9 @@ class ChannelPruner(Pruner):
         model.eval()  # tracing runs a forward pass: keep BN running statistics untouched
         try:
             with torch.enable_grad():
-                graph = tp.DependencyGraph().build_dependency(model, example_inputs=self.example_input.to(device), verbose=False)
+                graph = tp.DependencyGraph().build_dependency(
+                    model, example_inputs=self.example_input.to(device), verbose=False
+                )
         finally:
             model.train(was_training)
         return graph
@@ -138,8 +141,14 @@ class ChannelPruner(Pruner):
                 in_kept[name] -= g.remove * per_channel / _in_channels(layers[name])
         return {n: model_numels[n] * out_kept[n] * in_kept[n] for n in layers}
 
-    def _plan(self, model: nn.Module, groups: list[_GroupInfo], targets: dict[str, float],
-              layer_sparsity: dict[str, float], floor: dict[str, int] | None = None) -> None:
+    def _plan(
+        self,
+        model: nn.Module,
+        groups: list[_GroupInfo],
+        targets: dict[str, float],
+        layer_sparsity: dict[str, float],
+        floor: dict[str, int] | None = None,
+    ) -> None:
         """Set group.remove so the selected layers reach their targets (original-weight fractions).
         `floor` gives channels a group must remove whatever the target (group lasso's threshold)."""
         floor = floor or {}
@@ -228,7 +237,7 @@ class ChannelPruner(Pruner):
             root = modules[g.root]
             full = graph.get_pruning_group(root, out_pruning_fn(root), idxs=list(range(g.channels)))
             scores = self.channel_scores(full, root)
-            idxs = sorted(torch.argsort(scores.cpu(), stable=True)[:g.remove].tolist())
+            idxs = sorted(torch.argsort(scores.cpu(), stable=True)[: g.remove].tolist())
             group = graph.get_pruning_group(root, out_pruning_fn(root), idxs=idxs)
             for dep, dep_idxs in group:
                 name = names.get(dep.target.module)
@@ -239,8 +248,9 @@ class ChannelPruner(Pruner):
             group.prune()
 
     # --- the Pruner interface -------------------------------------------------------------------
-    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None,
-              train_fn=None) -> nn.Module:
+    def prune(
+        self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None, train_fn=None
+    ) -> nn.Module:
         layer_sparsity = layer_sparsity or {}
         targets = self.targets_for(sparsity, layer_sparsity)
         graph = self._graph(model)
@@ -290,14 +300,24 @@ class ChannelPruner(Pruner):
     def layer_stats(self, model: nn.Module) -> list[dict]:
         stats = []
         for name, module in find_layers(model, self.layer_names).items():
-            stats.append({"name": name, "kind": layer_kind(module), "shape": self.original_shapes[name],
-                          "params": _numel(self.original_shapes[name]), "nonzero": module.weight.numel(),
-                          "current_shape": list(module.weight.shape)})
+            stats.append(
+                {
+                    "name": name,
+                    "kind": layer_kind(module),
+                    "shape": self.original_shapes[name],
+                    "params": _numel(self.original_shapes[name]),
+                    "nonzero": module.weight.numel(),
+                    "current_shape": list(module.weight.shape),
+                }
+            )
         return stats
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "keep_out": {n: t.clone() for n, t in self.keep_out.items()},
-                "keep_in": {n: t.clone() for n, t in self.keep_in.items()}}
+        return {
+            **super().state_dict(),
+            "keep_out": {n: t.clone() for n, t in self.keep_out.items()},
+            "keep_in": {n: t.clone() for n, t in self.keep_in.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -9,6 +9,7 @@ If a sparsity target is given and the threshold alone does not reach it, the low
 channels are removed up to it (the same uniform-ratio plan as channel pruning, with the threshold's
 removals as a floor). A target already exceeded by the threshold is left exceeded.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,15 @@ def filter_norms(weight: torch.Tensor) -> torch.Tensor:
 class GroupLassoPruner(ChannelPruner):
     method = "group_lasso"
 
-    def __init__(self, model: nn.Module, layer_names: list[str], example_input: torch.Tensor,
-                 strength: float = 1e-4, epochs: int = 5, threshold: float = 1e-3):
+    def __init__(
+        self,
+        model: nn.Module,
+        layer_names: list[str],
+        example_input: torch.Tensor,
+        strength: float = 1e-4,
+        epochs: int = 5,
+        threshold: float = 1e-3,
+    ):
         super().__init__(model, layer_names, example_input, importance="l2")
         self.strength = float(strength)
         self.epochs = int(epochs)
@@ -52,8 +60,9 @@ class GroupLassoPruner(ChannelPruner):
                 score = relative if score is None else torch.maximum(score, relative)
         return score
 
-    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None,
-              train_fn=None) -> nn.Module:
+    def prune(
+        self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None, train_fn=None
+    ) -> nn.Module:
         layer_sparsity = layer_sparsity or {}
         targets = self.targets_for(sparsity, layer_sparsity)
         if self.epochs > 0:

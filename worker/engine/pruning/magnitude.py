@@ -4,6 +4,7 @@ scope layer: each layer to its own target (kthvalue threshold, the per-layer map
 target). scope global: one threshold over all selected layers' raw |w| (seed 003's global L1 pruning),
 so layers end at different sparsities. Already-zeroed weights stay pruned and count toward a target.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,9 @@ class MagnitudePruner(MaskPruner):
             raise ValueError(f"method.scope: unknown scope {scope!r}; allowed: layer, global")
         self.scope = scope
 
-    def prune(self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None,
-              train_fn=None) -> nn.Module:
+    def prune(
+        self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None, train_fn=None
+    ) -> nn.Module:
         targets = self.targets_for(sparsity, layer_sparsity)
         layers = find_layers(model, self.layer_names)
         joint = [n for n in self.layer_names if self.scope == "global" and n not in (layer_sparsity or {})]
@@ -41,7 +43,7 @@ class MagnitudePruner(MaskPruner):
             pruned = lowest_mask(scores, alive, round(sparsity * scores.numel()))
             offset = 0
             for name, weight in zip(joint, weights):
-                masks[name] = ~pruned[offset:offset + weight.numel()].view(weight.shape).to(weight.device)
+                masks[name] = ~pruned[offset : offset + weight.numel()].view(weight.shape).to(weight.device)
                 offset += weight.numel()
         self.targets = targets
         self.set_masks(model, masks)

@@ -4,6 +4,7 @@
 - A density grid (share of kept weights per heatmap cell, at most MAX_CELLS x MAX_CELLS) is stored
   as uint8 (0..255), zlib-compressed, base64.
 """
+
 import base64
 import zlib
 

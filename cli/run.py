@@ -1,4 +1,5 @@
 """`prunelab run SPEC.yaml --out DIR`: one experiment here, no server; a progress bar and DIR/result.json."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from core.spec import SpecError, parse_spec
 from worker.engine.reporter import Cancelled
-from worker.spec import SpecError, parse_spec
 
 BAR_STEPS = 1000
 
@@ -28,21 +29,26 @@ class TqdmReporter:
     @property
     def bar(self) -> tqdm:
         if self._bar is None:
-            self._bar = tqdm(total=BAR_STEPS, bar_format="{l_bar}{bar}| {elapsed}<{remaining}",
-                             file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=BAR_STEPS, bar_format="{l_bar}{bar}| {elapsed}<{remaining}", file=sys.stderr, dynamic_ncols=True
+            )
         return self._bar
 
     def on_baseline(self, metrics: dict) -> None:
         self.result["baseline"] = metrics
         self.result["device"] = metrics.get("device")
         cached = " (cached)" if metrics.get("cached") else ""
-        self.bar.write(f"baseline{cached}: accuracy {metrics['accuracy']:.4f}, "
-                       f"{metrics['params_total']} parameters, device {metrics.get('device')}")
+        self.bar.write(
+            f"baseline{cached}: accuracy {metrics['accuracy']:.4f}, "
+            f"{metrics['params_total']} parameters, device {metrics.get('device')}"
+        )
 
     def on_step(self, step: dict) -> None:
         self.result["steps"].append(step)
-        self.bar.write(f"step {step['index']}: sparsity {step['sparsity']:.4f} (target {step['target_sparsity']:.4f}), "
-                       f"accuracy {step['accuracy']:.4f} (right after pruning {step['accuracy_before_finetune']:.4f})")
+        self.bar.write(
+            f"step {step['index']}: sparsity {step['sparsity']:.4f} (target {step['target_sparsity']:.4f}), "
+            f"accuracy {step['accuracy']:.4f} (right after pruning {step['accuracy_before_finetune']:.4f})"
+        )
         write_result(self.out_dir, self.result)  # a long run leaves a usable partial result behind
 
     def on_progress(self, fraction: float, message: str) -> None:
@@ -83,7 +89,7 @@ def run_spec_file(spec_path: Path, out_dir: Path) -> int:
     except SpecError as exc:
         return _error(str(exc))
 
-    from backend.settings import get_settings
+    from core.settings import get_settings
     from worker.engine.data import DatasetMissing
     from worker.engine.runner import run_job
 

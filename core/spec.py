@@ -4,9 +4,10 @@ A spec is what `prunelab run SPEC.yaml` reads and what POST /api/jobs takes as J
 `parse_spec` turns a dict into a JobSpec or raises SpecError with one line naming the field
 and the allowed values.
 """
+
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,8 +23,12 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 
 DATASETS: dict[str, dict[str, Any]] = {
-    "digits": {"label": "scikit-learn digits (1797 8x8 images, built in)", "builtin": True,
-               "shape": [1, 8, 8], "classes": 10},
+    "digits": {
+        "label": "scikit-learn digits (1797 8x8 images, built in)",
+        "builtin": True,
+        "shape": [1, 8, 8],
+        "classes": 10,
+    },
     "mnist": {"label": "MNIST", "builtin": False, "shape": [1, 28, 28], "classes": 10},
     "fashion_mnist": {"label": "Fashion-MNIST", "builtin": False, "shape": [1, 28, 28], "classes": 10},
     "cifar10": {"label": "CIFAR-10", "builtin": False, "shape": [3, 32, 32], "classes": 10},
@@ -91,7 +96,9 @@ class TrainSpec(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, le=1)
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training data held out to select checkpoints")
+    val_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="share of the training data held out to select checkpoints"
+    )
     augment: bool | None = Field(None, description="random crop + flip; default on for cifar10")
 
 
@@ -122,7 +129,8 @@ class MagnitudeMethod(_LayerChoice):
     kind: Literal["magnitude"]
     scope: Literal["layer", "global"] = "layer"
     layer_sparsity: dict[str, Fraction] | None = Field(
-        None, description="fixed per-layer target sparsity (one-shot); overrides the schedule's targets")
+        None, description="fixed per-layer target sparsity (one-shot); overrides the schedule's targets"
+    )
 
 
 class ChannelMethod(_LayerChoice):
@@ -134,24 +142,33 @@ class GroupLassoMethod(_LayerChoice):
     kind: Literal["group_lasso"]
     strength: float = Field(1e-4, gt=0, le=1, description="penalty weight lambda of sum ||W_filter||_2")
     epochs: int = Field(5, ge=1, le=1000, description="epochs of regularised training before removal")
-    threshold: float = Field(1e-3, gt=0, le=1, description="a filter whose norm / largest norm is below this is removed")
+    threshold: float = Field(
+        1e-3, gt=0, le=1, description="a filter whose norm / largest norm is below this is removed"
+    )
 
 
-Method = Annotated[Union[BlockMethod, MagnitudeMethod, ChannelMethod, GroupLassoMethod], Field(discriminator="kind")]
+Method = Annotated[BlockMethod | MagnitudeMethod | ChannelMethod | GroupLassoMethod, Field(discriminator="kind")]
 
 AfterPruning = Literal["finetune", "rewind", "none"]
 
 
 class _AfterPruning(_Strict):
-    after: AfterPruning = Field("finetune", description="finetune: continue from the pruned weights; rewind: reset survivors to an early epoch and retrain")
+    after: AfterPruning = Field(
+        "finetune",
+        description="finetune: continue from the pruned weights; rewind: reset survivors to an early epoch and retrain",
+    )
     finetune_epochs: int = Field(2, ge=0, le=1000)
     finetune_lr: float | None = Field(None, gt=0, le=10, description="default: the training lr")
-    rewind_epoch: int = Field(1, ge=0, le=1000, description="epoch of the baseline training whose weights `rewind` restores")
+    rewind_epoch: int = Field(
+        1, ge=0, le=1000, description="epoch of the baseline training whose weights `rewind` restores"
+    )
 
 
 class OneShotSchedule(_AfterPruning):
     kind: Literal["oneshot"]
-    sparsities: list[Fraction] = Field([0.5, 0.75, 0.9], description="target sparsities, each pruned from the same baseline")
+    sparsities: list[Fraction] = Field(
+        [0.5, 0.75, 0.9], description="target sparsities, each pruned from the same baseline"
+    )
 
 
 class IterativeSchedule(_AfterPruning):
@@ -160,16 +177,17 @@ class IterativeSchedule(_AfterPruning):
     rounds: int | None = Field(10, ge=1, le=200)
     target: Fraction | None = Field(None, description="stop once this sparsity is reached")
     layer_rates: dict[str, Annotated[float, Field(gt=0, lt=1)]] | None = Field(
-        None, description="per-layer rate, e.g. the paper's 0.1 for fc3")
+        None, description="per-layer rate, e.g. the paper's 0.1 for fc3"
+    )
 
     @model_validator(mode="after")
-    def _has_an_end(self) -> "IterativeSchedule":
+    def _has_an_end(self) -> IterativeSchedule:
         if self.rounds is None and self.target is None:
             raise ValueError("give rounds or target (or both)")
         return self
 
 
-Schedule = Annotated[Union[OneShotSchedule, IterativeSchedule], Field(discriminator="kind")]
+Schedule = Annotated[OneShotSchedule | IterativeSchedule, Field(discriminator="kind")]
 
 
 class MeasureSpec(_Strict):
@@ -190,7 +208,7 @@ class JobSpec(_Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
-    def _layers_exist(self) -> "JobSpec":
+    def _layers_exist(self) -> JobSpec:
         known = MODEL_LAYERS[self.model]
         named = [("method.layers", n) for n in self.method.layers or []]
         if isinstance(self.method, MagnitudeMethod) and self.method.layer_sparsity:
@@ -216,8 +234,12 @@ class JobSpec(_Strict):
 
 
 _TAGGED: dict[str, type[BaseModel]] = {
-    "block": BlockMethod, "magnitude": MagnitudeMethod, "channel": ChannelMethod, "group_lasso": GroupLassoMethod,
-    "oneshot": OneShotSchedule, "iterative": IterativeSchedule,
+    "block": BlockMethod,
+    "magnitude": MagnitudeMethod,
+    "channel": ChannelMethod,
+    "group_lasso": GroupLassoMethod,
+    "oneshot": OneShotSchedule,
+    "iterative": IterativeSchedule,
 }
 
 
@@ -235,7 +257,11 @@ def _allowed_range(loc: tuple) -> str:
             model = _TAGGED[part]
         elif model is not None and part in model.model_fields:
             info = model.model_fields[part]
-            model = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+            model = (
+                info.annotation
+                if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+                else None
+            )
         else:
             return ""
     if info is None:
@@ -281,11 +307,23 @@ def _params(model: type[BaseModel], skip: tuple[str, ...] = ("kind",)) -> list[d
         for opt in options:
             if "enum" in opt:
                 entry.update(type="enum", choices=opt["enum"])
-            elif opt.get("type") in ("integer", "number", "boolean", "string", "array", "object") and "type" not in entry:
-                entry["type"] = {"integer": "int", "number": "float", "boolean": "bool", "string": "str",
-                                 "array": "list", "object": "map"}[opt["type"]]
-            for bound, key in (("minimum", "min"), ("exclusiveMinimum", "min_exclusive"),
-                               ("maximum", "max"), ("exclusiveMaximum", "max_exclusive")):
+            elif (
+                opt.get("type") in ("integer", "number", "boolean", "string", "array", "object") and "type" not in entry
+            ):
+                entry["type"] = {
+                    "integer": "int",
+                    "number": "float",
+                    "boolean": "bool",
+                    "string": "str",
+                    "array": "list",
+                    "object": "map",
+                }[opt["type"]]
+            for bound, key in (
+                ("minimum", "min"),
+                ("exclusiveMinimum", "min_exclusive"),
+                ("maximum", "max"),
+                ("exclusiveMaximum", "max_exclusive"),
+            ):
                 if bound in opt:
                     entry[key] = opt[bound]
         entry.setdefault("type", "str")
@@ -307,16 +345,26 @@ SCHEDULE_LABELS = {
 
 def catalog() -> dict[str, Any]:
     """Everything a client needs to build a job form: choices, parameters, ranges, defaults, presets."""
-    from worker.presets import PRESETS  # local import: presets are data, loaded on demand
+    from core.presets import PRESETS  # local import: presets are data, loaded on demand
 
     return {
-        "models": [{"name": n, **m, "layers": MODEL_LAYERS[n], "default_layers": DEFAULT_LAYERS[n]} for n, m in MODELS.items()],
+        "models": [
+            {"name": n, **m, "layers": MODEL_LAYERS[n], "default_layers": DEFAULT_LAYERS[n]} for n, m in MODELS.items()
+        ],
         "datasets": [{"name": n, **d} for n, d in DATASETS.items()],
-        "methods": [{"kind": k, "label": METHOD_LABELS[k], "params": _params(cls)} for k, cls in
-                    (("block", BlockMethod), ("magnitude", MagnitudeMethod), ("channel", ChannelMethod),
-                     ("group_lasso", GroupLassoMethod))],
-        "schedules": [{"kind": k, "label": SCHEDULE_LABELS[k], "params": _params(cls)} for k, cls in
-                      (("oneshot", OneShotSchedule), ("iterative", IterativeSchedule))],
+        "methods": [
+            {"kind": k, "label": METHOD_LABELS[k], "params": _params(cls)}
+            for k, cls in (
+                ("block", BlockMethod),
+                ("magnitude", MagnitudeMethod),
+                ("channel", ChannelMethod),
+                ("group_lasso", GroupLassoMethod),
+            )
+        ],
+        "schedules": [
+            {"kind": k, "label": SCHEDULE_LABELS[k], "params": _params(cls)}
+            for k, cls in (("oneshot", OneShotSchedule), ("iterative", IterativeSchedule))
+        ],
         "train": {"params": _params(TrainSpec, skip=())},
         "measure": {"params": _params(MeasureSpec, skip=())},
         "devices": ["auto", "cpu", "cuda"],

@@ -4,6 +4,7 @@ Server and token come from --server / --token or PRUNELAB_SERVER / PRUNELAB_TOKE
 one line on stderr ("error: ...") and a non-zero exit status; the job page URL is the only thing `submit`
 prints on stdout, so `URL=$(prunelab submit spec.yaml)` works.
 """
+
 import sys
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ def load_spec(path: Path) -> dict[str, Any]:
     """Read a YAML spec and validate it here, so a typo costs no round trip."""
     import yaml
 
-    from worker.spec import SpecError, parse_spec
+    from core.spec import SpecError, parse_spec
 
     try:
         data = yaml.safe_load(path.read_text())
@@ -128,8 +129,13 @@ def follow(client: Client, job: dict[str, Any], interval_s: float = 1.0) -> int:
 
     job_id = job["id"]
     unreachable_since: float | None = None
-    with tqdm(total=100, unit="%", desc=f"job {job_id} {job['status']}", file=sys.stderr,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}") as bar:
+    with tqdm(
+        total=100,
+        unit="%",
+        desc=f"job {job_id} {job['status']}",
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}",
+    ) as bar:
         while True:
             bar.set_description_str(f"job {job_id} {job['status']}")
             bar.set_postfix_str((job.get("message") or "")[:60], refresh=False)
@@ -166,16 +172,26 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _summary_line(job: dict[str, Any]) -> str:
     s = job.get("summary") or {}
-    parts = [f"{s.get('steps', 0)} steps", f"sparsity {_fmt(s.get('sparsity'))}",
-             f"accuracy {_fmt(s.get('accuracy'))} (best {_fmt(s.get('best_accuracy'))}, "
-             f"baseline {_fmt(s.get('baseline_accuracy'))})"]
+    parts = [
+        f"{s.get('steps', 0)} steps",
+        f"sparsity {_fmt(s.get('sparsity'))}",
+        f"accuracy {_fmt(s.get('accuracy'))} (best {_fmt(s.get('best_accuracy'))}, "
+        f"baseline {_fmt(s.get('baseline_accuracy'))})",
+    ]
     if s.get("speedup") is not None:
         parts.append(f"speedup {s['speedup']:.2f}x")
     return ", ".join(parts)
 
 
-def status(job_id: int | None, server: str, token: str | None, *, owner: str | None = None,
-           status_filter: str | None = None, limit: int = 20) -> int:
+def status(
+    job_id: int | None,
+    server: str,
+    token: str | None,
+    *,
+    owner: str | None = None,
+    status_filter: str | None = None,
+    limit: int = 20,
+) -> int:
     client = Client(server, token)
     try:
         if job_id is not None:
@@ -196,27 +212,57 @@ def status(job_id: int | None, server: str, token: str | None, *, owner: str | N
     if not items:
         print("No jobs." if not page.get("total") else f"No jobs on this page (total {page['total']}).")
         return 0
-    rows = [(str(j["id"]), j["status"], f"{round(100 * (j.get('progress') or 0))}%", j.get("name", "")[:30],
-             j.get("model", ""), j.get("dataset", ""), j.get("method", ""),
-             _fmt((j.get("summary") or {}).get("sparsity")), _fmt((j.get("summary") or {}).get("accuracy")),
-             j.get("owner") or "-", (j.get("created_at") or "")[:19]) for j in items]
-    print(format_table(("ID", "STATUS", "PROGRESS", "NAME", "MODEL", "DATASET", "METHOD", "SPARSITY", "ACCURACY",
-                        "OWNER", "CREATED"), rows))
+    rows = [
+        (
+            str(j["id"]),
+            j["status"],
+            f"{round(100 * (j.get('progress') or 0))}%",
+            j.get("name", "")[:30],
+            j.get("model", ""),
+            j.get("dataset", ""),
+            j.get("method", ""),
+            _fmt((j.get("summary") or {}).get("sparsity")),
+            _fmt((j.get("summary") or {}).get("accuracy")),
+            j.get("owner") or "-",
+            (j.get("created_at") or "")[:19],
+        )
+        for j in items
+    ]
+    print(
+        format_table(
+            (
+                "ID",
+                "STATUS",
+                "PROGRESS",
+                "NAME",
+                "MODEL",
+                "DATASET",
+                "METHOD",
+                "SPARSITY",
+                "ACCURACY",
+                "OWNER",
+                "CREATED",
+            ),
+            rows,
+        )
+    )
     if page.get("total", len(items)) > len(items):
         print(f"({len(items)} of {page['total']} jobs; --limit shows more)")
     return 0
 
 
 def _job_details(client: Client, job: dict[str, Any]) -> str:
-    lines = [("job", f"{job['id']}  {job.get('name', '')}"),
-             ("url", job_page_url(client.server, job["id"])),
-             ("status", f"{job['status']}  {round(100 * (job.get('progress') or 0))}%  {job.get('message') or ''}".rstrip()),
-             ("owner", job.get("owner") or "-"),
-             ("run", f"{job.get('model')} on {job.get('dataset')}, {job.get('method')} / {job.get('schedule')}"),
-             ("created", job.get("created_at") or "-"),
-             ("started", job.get("started_at") or "-"),
-             ("finished", job.get("finished_at") or "-"),
-             ("summary", _summary_line(job))]
+    lines = [
+        ("job", f"{job['id']}  {job.get('name', '')}"),
+        ("url", job_page_url(client.server, job["id"])),
+        ("status", f"{job['status']}  {round(100 * (job.get('progress') or 0))}%  {job.get('message') or ''}".rstrip()),
+        ("owner", job.get("owner") or "-"),
+        ("run", f"{job.get('model')} on {job.get('dataset')}, {job.get('method')} / {job.get('schedule')}"),
+        ("created", job.get("created_at") or "-"),
+        ("started", job.get("started_at") or "-"),
+        ("finished", job.get("finished_at") or "-"),
+        ("summary", _summary_line(job)),
+    ]
     if job.get("tags"):
         lines.append(("tags", ", ".join(job["tags"])))
     if job.get("error"):

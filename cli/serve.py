@@ -9,6 +9,7 @@ The embedded broker (kombu's SQLAlchemy transport on a SQLite file) loses a task
 killed, so serve re-enqueues every unfinished job from the database when it starts its worker; the task
 resumes a job after its last stored step.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,21 +19,13 @@ import subprocess
 import sys
 import threading
 
-from backend.settings import Settings, get_settings
-from worker.celery_app import QUEUES, is_sqlalchemy_broker
+from core.queues import QUEUES, is_sqlalchemy_broker, parse_queues
+from core.settings import Settings, get_settings
 
 WORKER_STOP_GRACE_S = 15.0
 
 
 # ---------------------------------------------------------------- worker
-
-def parse_queues(text: str, source: str = "--queues") -> list[str]:
-    names = [q.strip() for q in text.split(",") if q.strip()]
-    bad = [q for q in names if q not in QUEUES]
-    if not names or bad:
-        raise ValueError(f"{source}: unknown queue {bad[0]!r}; allowed: {', '.join(QUEUES)} (comma separated)"
-                         if bad else f"{source}: give at least one of {', '.join(QUEUES)}")
-    return list(dict.fromkeys(names))
 
 
 def default_worker_queues(settings: Settings) -> list[str]:
@@ -40,12 +33,13 @@ def default_worker_queues(settings: Settings) -> list[str]:
     return parse_queues(settings.worker_queues + ",default", source="PRUNELAB_WORKER_QUEUES")
 
 
-def run_worker(queues: str | None = None, concurrency: int | None = None, loglevel: str = "info",
-               settings: Settings | None = None) -> int:
+def run_worker(
+    queues: str | None = None, concurrency: int | None = None, loglevel: str = "info", settings: Settings | None = None
+) -> int:
     """Run a Celery worker in this process until it is stopped; returns its exit code.
     ValueError (one line, naming the option) for bad options or a database without the schema."""
     from backend.db import current_revision
-    from worker.celery_app import get_app
+    from worker.celery_app import worker_app
 
     settings = settings or get_settings()
     names = parse_queues(queues) if queues else default_worker_queues(settings)
@@ -53,15 +47,31 @@ def run_worker(queues: str | None = None, concurrency: int | None = None, loglev
     if concurrency < 1:
         raise ValueError("--concurrency: must be 1 or more")
     if current_revision(settings.database_url) is None:
-        raise ValueError(f"PRUNELAB_DATABASE_URL: {_safe_url(settings.database_url)} has no PruneLab schema; "
-                         "run `prunelab db upgrade` first")
-    argv = ["worker", "--queues", ",".join(names), "--concurrency", str(concurrency), "--loglevel", loglevel,
-            "--hostname", f"prunelab-{os.getpid()}@%h",
-            # gossip, mingle and heartbeats need broadcast messages, which the SQLite broker lacks
-            "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    print(f"PruneLab worker: queues {','.join(names)}, concurrency {concurrency}, "
-          f"broker {_safe_url(settings.broker_url)}, database {_safe_url(settings.database_url)}", flush=True)
-    return get_app(settings).start(argv) or 0
+        raise ValueError(
+            f"PRUNELAB_DATABASE_URL: {_safe_url(settings.database_url)} has no PruneLab schema; "
+            "run `prunelab db upgrade` first"
+        )
+    argv = [
+        "worker",
+        "--queues",
+        ",".join(names),
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "--hostname",
+        f"prunelab-{os.getpid()}@%h",
+        # gossip, mingle and heartbeats need broadcast messages, which the SQLite broker lacks
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    print(
+        f"PruneLab worker: queues {','.join(names)}, concurrency {concurrency}, "
+        f"broker {_safe_url(settings.broker_url)}, database {_safe_url(settings.database_url)}",
+        flush=True,
+    )
+    return worker_app(settings).start(argv) or 0
 
 
 def _safe_url(url: str) -> str:
@@ -78,16 +88,28 @@ def _safe_url(url: str) -> str:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process exactly these settings."""
     env = dict(os.environ)
-    env.update(PRUNELAB_HOME=str(settings.home), PRUNELAB_DATABASE_URL=settings.database_url,
-               PRUNELAB_BROKER_URL=settings.broker_url, PRUNELAB_DATA_DIR=str(settings.data_dir),
-               PRUNELAB_ARTIFACT_DIR=str(settings.artifact_dir),
-               PRUNELAB_VISIBILITY_TIMEOUT_S=str(settings.visibility_timeout_s))
+    env.update(
+        PRUNELAB_HOME=str(settings.home),
+        PRUNELAB_DATABASE_URL=settings.database_url,
+        PRUNELAB_BROKER_URL=settings.broker_url,
+        PRUNELAB_DATA_DIR=str(settings.data_dir),
+        PRUNELAB_ARTIFACT_DIR=str(settings.artifact_dir),
+        PRUNELAB_VISIBILITY_TIMEOUT_S=str(settings.visibility_timeout_s),
+    )
     return env
 
 
-def worker_command(queues: list[str] | None = None, concurrency: int | None = None, loglevel: str = "info") -> list[str]:
-    cmd = [sys.executable, "-c", "from backend.cli import app; app(prog_name='prunelab')", "worker",
-           "--loglevel", loglevel]
+def worker_command(
+    queues: list[str] | None = None, concurrency: int | None = None, loglevel: str = "info"
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli.main import app; app(prog_name='prunelab')",
+        "worker",
+        "--loglevel",
+        loglevel,
+    ]
     if queues:
         cmd += ["--queues", ",".join(queues)]
     if concurrency:
@@ -113,13 +135,23 @@ def _die_with_parent() -> None:
         _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_worker_process(settings: Settings, queues: list[str] | None = None, concurrency: int | None = None,
-                         loglevel: str = "info", env_extra: dict[str, str] | None = None,
-                         **popen_kwargs) -> subprocess.Popen:
+def start_worker_process(
+    settings: Settings,
+    queues: list[str] | None = None,
+    concurrency: int | None = None,
+    loglevel: str = "info",
+    env_extra: dict[str, str] | None = None,
+    **popen_kwargs,
+) -> subprocess.Popen:
     """A `prunelab worker` child in its own process group (so it can be stopped as a whole)."""
     env = {**settings_env(settings), **(env_extra or {})}
-    return subprocess.Popen(worker_command(queues, concurrency, loglevel), env=env,
-                            start_new_session=True, preexec_fn=_die_with_parent, **popen_kwargs)
+    return subprocess.Popen(
+        worker_command(queues, concurrency, loglevel),
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        **popen_kwargs,
+    )
 
 
 def stop_worker_process(proc: subprocess.Popen, grace_s: float = WORKER_STOP_GRACE_S) -> int:
@@ -166,8 +198,11 @@ class WorkerSupervisor:
             with self._lock:
                 if self._stopping.is_set() or self.proc is None or self.proc.poll() is None:
                     continue
-                print(f"PruneLab: the worker exited with code {self.proc.returncode}; starting a new one",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"PruneLab: the worker exited with code {self.proc.returncode}; starting a new one",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 stop_worker_process(self.proc, grace_s=0)  # reap its process group
                 if is_sqlalchemy_broker(self.settings.broker_url):
                     requeue_unfinished(self.settings)  # that broker lost the dead worker's task
@@ -182,6 +217,7 @@ class WorkerSupervisor:
 
 # ---------------------------------------------------------------- jobs
 
+
 def requeue_unfinished(settings: Settings) -> int:
     """Embedded mode: empty the broker's queues and enqueue every queued or running job again, oldest
     first. The database is the truth; a running job resumes after its last stored step.
@@ -192,14 +228,16 @@ def requeue_unfinished(settings: Settings) -> int:
     broker file go through one connection, so a job is never left unqueued without an error."""
     from sqlalchemy import select
 
+    from backend.broker import get_app
     from backend.db import session_scope
     from backend.models import ACTIVE_STATUSES, Job
-    from worker.celery_app import TASK_NAME, check_queue, get_app
+    from core.queues import TASK_NAME, check_queue
 
     app = get_app(settings)
     with session_scope(settings.database_url) as session:
-        jobs = session.execute(select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES),
-                                                                Job.deleted_at.is_(None)).order_by(Job.id)).all()
+        jobs = session.execute(
+            select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None)).order_by(Job.id)
+        ).all()
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         for name in QUEUES:
@@ -212,14 +250,16 @@ def requeue_unfinished(settings: Settings) -> int:
             expected = sum(1 for _, queue in jobs if queue == name)
             waiting = channel.queue_declare(name, passive=True).message_count
             if waiting != expected:
-                raise RuntimeError(f"broker {_safe_url(settings.broker_url)}: queue {name!r} holds {waiting} "
-                                   f"message(s) after re-enqueueing {expected} unfinished job(s)")
+                raise RuntimeError(
+                    f"broker {_safe_url(settings.broker_url)}: queue {name!r} holds {waiting} "
+                    f"message(s) after re-enqueueing {expected} unfinished job(s)"
+                )
     return len(jobs)
 
 
 def quick_presets() -> list[dict]:
     """The presets marked quick (LeNet-300-100 on digits): curves within a minute on a laptop CPU."""
-    from worker.presets import PRESETS
+    from core.presets import PRESETS
 
     return [p for p in PRESETS if p.get("quick") and p["spec"]["dataset"] == "digits"]
 
@@ -228,9 +268,9 @@ def queue_examples(settings: Settings) -> list[tuple[int, str]]:
     """Queue the quick presets; returns (job id, preset name) in queue order. The slower presets (VGG,
     ResNet-18) are left to the New run form, where they are one click away."""
     from backend import store
+    from backend.broker import enqueue_job
     from backend.db import session_scope
-    from worker.celery_app import enqueue_job
-    from worker.spec import parse_spec
+    from core.spec import parse_spec
 
     queued = []
     for preset in quick_presets():
@@ -246,22 +286,26 @@ def queue_examples(settings: Settings) -> list[tuple[int, str]]:
 
 
 def examples_message(queued: list[tuple[int, str]], base_url: str) -> str:
-    from worker.presets import PRESETS
+    from core.presets import PRESETS
 
     quick = {p["name"] for p in quick_presets()}
     lines = [f"PruneLab: queued {len(queued)} quick example job(s) (LeNet-300-100 on digits, curves within a minute):"]
     lines += [f"  #{job_id} {name}  {base_url}/#/run/{job_id}" for job_id, name in queued]
     others = [p["name"] for p in PRESETS if p["name"] not in quick]
     if others:
-        lines.append(f"PruneLab: the {len(others)} slower presets (minutes each on a CPU) are one click away in the "
-                     f"New run form's preset menu, e.g. {base_url}/#/new?preset={others[0]}: {', '.join(others)}")
+        lines.append(
+            f"PruneLab: the {len(others)} slower presets (minutes each on a CPU) are one click away in the "
+            f"New run form's preset menu, e.g. {base_url}/#/new?preset={others[0]}: {', '.join(others)}"
+        )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- serve
 
+
 def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
+
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
@@ -273,11 +317,17 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def serve(host: str | None = None, port: int | None = None, with_worker: bool = True, example: bool = False,
-          settings: Settings | None = None) -> int:
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    with_worker: bool = True,
+    example: bool = False,
+    settings: Settings | None = None,
+) -> int:
     import uvicorn
 
     from backend.db import upgrade
+
     settings = settings or get_settings()
     host = host or settings.host
     port = port if port is not None else settings.port
@@ -305,10 +355,17 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
         if example:
             print(examples_message(queue_examples(settings), base_url), flush=True)
         if settings.auth == "off" and host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"PruneLab: warning: listening on {host} with PRUNELAB_AUTH=off: anyone who can reach this "
-                  "port can submit and delete jobs", file=sys.stderr, flush=True)
-        print(f"PruneLab: open {base_url}/ in your browser (Ctrl-C stops the server"
-              f"{' and its worker' if supervisor else ''})", flush=True)
+            print(
+                f"PruneLab: warning: listening on {host} with PRUNELAB_AUTH=off: anyone who can reach this "
+                "port can submit and delete jobs",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(
+            f"PruneLab: open {base_url}/ in your browser (Ctrl-C stops the server"
+            f"{' and its worker' if supervisor else ''})",
+            flush=True,
+        )
         config = uvicorn.Config("backend.api:create_app", factory=True, host=host, port=port, log_level="info")
         uvicorn.Server(config).run()
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """One settings object for every process; environment prefix PRUNELAB_. Defaults are the embedded mode."""
+
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal

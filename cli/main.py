@@ -1,7 +1,7 @@
 """The `prunelab` command. Each command imports what it needs when it runs, so `prunelab --help`
 and the API-side commands never load torch."""
+
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,22 +15,27 @@ app.add_typer(token_app, name="token")
 
 
 @app.command()
-def run(spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
-        out: Path = typer.Option(..., "--out", help="directory for result.json and checkpoints")) -> None:
+def run(
+    spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
+    out: Path = typer.Option(..., "--out", help="directory for result.json and checkpoints"),
+) -> None:
     """Run one experiment here, with no server: writes OUT/result.json and checkpoints."""
-    from worker.engine.cli_run import run_spec_file
+    from cli.run import run_spec_file
 
     raise typer.Exit(run_spec_file(spec, out))
 
 
 # ---------------------------------------------------------------- team server: users, tokens, remote jobs
 
+
 @user_app.command("add")
-def user_add(name: str = typer.Argument(..., help="user name (unique)"),
-             admin: bool = typer.Option(False, "--admin", help="may cancel and delete anyone's jobs"),
-             viewer: bool = typer.Option(False, "--viewer", help="read only")) -> None:
+def user_add(
+    name: str = typer.Argument(..., help="user name (unique)"),
+    admin: bool = typer.Option(False, "--admin", help="may cancel and delete anyone's jobs"),
+    viewer: bool = typer.Option(False, "--viewer", help="read only"),
+) -> None:
     """Add a user and print its API token once (only a hash is stored)."""
-    from backend.users import add_user
+    from cli.users import add_user
 
     if admin and viewer:
         typer.echo("error: role: give --admin or --viewer, not both", err=True)
@@ -41,7 +46,7 @@ def user_add(name: str = typer.Argument(..., help="user name (unique)"),
 @user_app.command("list")
 def user_list() -> None:
     """List users, their roles and how many active tokens each has."""
-    from backend.users import list_users
+    from cli.users import list_users
 
     raise typer.Exit(list_users())
 
@@ -49,25 +54,28 @@ def user_list() -> None:
 @token_app.command("add")
 def token_add(user: str = typer.Argument(..., help="user name")) -> None:
     """Give an existing user another API token (printed once)."""
-    from backend.users import add_token
+    from cli.users import add_token
 
     raise typer.Exit(add_token(user))
 
 
 @token_app.command("list")
-def token_list(user: Optional[str] = typer.Option(None, "--user", help="only this user's tokens")) -> None:
+def token_list(user: str | None = typer.Option(None, "--user", help="only this user's tokens")) -> None:
     """List tokens by id and prefix (never the token itself)."""
-    from backend.users import list_tokens
+    from cli.users import list_tokens
 
     raise typer.Exit(list_tokens(user))
 
 
 @token_app.command("revoke")
-def token_revoke(token_or_id: Optional[str] = typer.Argument(None, metavar="TOKEN_OR_ID",
-                                                             help="the token, its id or its prefix (`token list`)"),
-                 user: Optional[str] = typer.Option(None, "--user", help="revoke every token of this user")) -> None:
+def token_revoke(
+    token_or_id: str | None = typer.Argument(
+        None, metavar="TOKEN_OR_ID", help="the token, its id or its prefix (`token list`)"
+    ),
+    user: str | None = typer.Option(None, "--user", help="revoke every token of this user"),
+) -> None:
     """Revoke a token: requests with it get 401 from then on."""
-    from backend.users import revoke
+    from cli.users import revoke
 
     raise typer.Exit(revoke(token_or_id, user))
 
@@ -77,24 +85,30 @@ _TOKEN = typer.Option(None, "--token", envvar="PRUNELAB_TOKEN", help="API token 
 
 
 @app.command()
-def submit(spec: Path = typer.Argument(..., help="experiment spec (YAML), as for `prunelab run`"),
-           server: str = _SERVER, token: Optional[str] = _TOKEN,
-           wait: bool = typer.Option(False, "--wait", help="follow progress; exit non-zero unless the job succeeds"),
-           interval: float = typer.Option(1.0, "--interval", min=0.1, help="seconds between progress checks")) -> None:
+def submit(
+    spec: Path = typer.Argument(..., help="experiment spec (YAML), as for `prunelab run`"),
+    server: str = _SERVER,
+    token: str | None = _TOKEN,
+    wait: bool = typer.Option(False, "--wait", help="follow progress; exit non-zero unless the job succeeds"),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, help="seconds between progress checks"),
+) -> None:
     """Submit a job to a server and print its page URL."""
-    from backend.client import submit as submit_job
+    from cli.client import submit as submit_job
 
     raise typer.Exit(submit_job(spec, server, token, wait, interval))
 
 
 @app.command()
-def status(job_id: Optional[int] = typer.Argument(None, metavar="ID", help="one job; default: a table of jobs"),
-           server: str = _SERVER, token: Optional[str] = _TOKEN,
-           owner: Optional[str] = typer.Option(None, "--owner", help="only this user's jobs"),
-           state: Optional[str] = typer.Option(None, "--status", help="queued|running|succeeded|failed|cancelled"),
-           limit: int = typer.Option(20, "--limit", min=1, max=500)) -> None:
+def status(
+    job_id: int | None = typer.Argument(None, metavar="ID", help="one job; default: a table of jobs"),
+    server: str = _SERVER,
+    token: str | None = _TOKEN,
+    owner: str | None = typer.Option(None, "--owner", help="only this user's jobs"),
+    state: str | None = typer.Option(None, "--status", help="queued|running|succeeded|failed|cancelled"),
+    limit: int = typer.Option(20, "--limit", min=1, max=500),
+) -> None:
     """Show a server's jobs, or one job's state."""
-    from backend.client import status as show_status
+    from cli.client import status as show_status
 
     raise typer.Exit(show_status(job_id, server, token, owner=owner, status_filter=state, limit=limit))
 
@@ -103,8 +117,8 @@ def status(job_id: Optional[int] = typer.Argument(None, metavar="ID", help="one 
 def db_upgrade() -> None:
     """Apply the database migrations to PRUNELAB_DATABASE_URL (creates the schema on a new database)."""
     from backend.db import upgrade
-    from backend.serve import _safe_url
-    from backend.settings import get_settings
+    from cli.serve import _safe_url
+    from core.settings import get_settings
 
     url = get_settings().database_url
     upgrade(url)
@@ -112,13 +126,18 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def worker(queues: Optional[str] = typer.Option(None, "--queues", help="comma separated: default, cpu, gpu "
-                                                "(default: PRUNELAB_WORKER_QUEUES plus default)"),
-           concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="jobs run at once "
-                                                     "(default: PRUNELAB_WORKER_CONCURRENCY)"),
-           loglevel: str = typer.Option("info", "--loglevel", help="debug, info, warning or error")) -> None:
+def worker(
+    queues: str | None = typer.Option(
+        None, "--queues", help="comma separated: default, cpu, gpu (default: PRUNELAB_WORKER_QUEUES plus default)"
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, help="jobs run at once (default: PRUNELAB_WORKER_CONCURRENCY)"
+    ),
+    loglevel: str = typer.Option("info", "--loglevel", help="debug, info, warning or error"),
+) -> None:
     """Run a Celery worker against the configured broker and database (e.g. on a GPU machine)."""
-    from backend.serve import parse_queues, run_worker
+    from cli.serve import run_worker
+    from core.queues import parse_queues
 
     if queues is not None:
         try:
@@ -134,11 +153,13 @@ def worker(queues: Optional[str] = typer.Option(None, "--queues", help="comma se
 
 
 @app.command()
-def serve(host: Optional[str] = typer.Option(None, "--host", help="address to listen on (default 127.0.0.1)"),
-          port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="port (default 8000)"),
-          no_worker: bool = typer.Option(False, "--no-worker", help="start the API only (workers run elsewhere)"),
-          example: bool = typer.Option(False, "--example", help="queue the example experiments on the digits dataset")) -> None:
+def serve(
+    host: str | None = typer.Option(None, "--host", help="address to listen on (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", min=1, max=65535, help="port (default 8000)"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="start the API only (workers run elsewhere)"),
+    example: bool = typer.Option(False, "--example", help="queue the example experiments on the digits dataset"),
+) -> None:
     """Start the web app and one worker; Ctrl-C stops both."""
-    from backend.serve import serve as run_serve
+    from cli.serve import serve as run_serve
 
     raise typer.Exit(run_serve(host=host, port=port, with_worker=not no_worker, example=example))

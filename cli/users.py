@@ -4,13 +4,14 @@ They work on the configured database (PRUNELAB_DATABASE_URL, or the SQLite file 
 bring its schema up to date first, so `prunelab user add` works before the server has ever started.
 A token is printed once, on stdout alone (`TOKEN=$(prunelab user add alice)` works); only its hash is stored.
 """
+
 import sys
 
 from sqlalchemy import select
 
 from backend import db, store
-from backend.client import format_table
 from backend.models import ApiToken, User, utcnow
+from cli.client import format_table
 
 
 def _say(message: str) -> None:
@@ -23,7 +24,7 @@ def _fail(message: str) -> int:
 
 
 def _database_url() -> str:
-    from backend.settings import get_settings
+    from core.settings import get_settings
 
     url = get_settings().database_url
     db.upgrade(url)
@@ -49,8 +50,7 @@ def list_users() -> int:
     if not users:
         _say("No users yet: `prunelab user add NAME [--admin | --viewer]` makes one.")
         return 0
-    rows = [(str(u["id"]), u["name"], u["role"], str(u["active_tokens"]), (u["created_at"] or "")[:19])
-            for u in users]
+    rows = [(str(u["id"]), u["name"], u["role"], str(u["active_tokens"]), (u["created_at"] or "")[:19]) for u in users]
     print(format_table(("ID", "NAME", "ROLE", "TOKENS", "CREATED"), rows))
     return 0
 
@@ -71,9 +71,16 @@ def list_tokens(name: str | None) -> int:
         query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
         if name is not None:
             query = query.where(User.name == name)
-        rows = [(str(t.id), user_name, t.prefix + "...", store.iso(t.created_at)[:19],
-                 (store.iso(t.revoked_at) or "")[:19] or "active")
-                for t, user_name in session.execute(query).all()]
+        rows = [
+            (
+                str(t.id),
+                user_name,
+                t.prefix + "...",
+                store.iso(t.created_at)[:19],
+                (store.iso(t.revoked_at) or "")[:19] or "active",
+            )
+            for t, user_name in session.execute(query).all()
+        ]
     if not rows:
         _say("No tokens.")
         return 0
@@ -105,4 +112,3 @@ def revoke(token_or_id: str | None, user: str | None) -> int:
         return _fail("token: no active token matched (already revoked, or unknown)")
     _say(f"Revoked {count} token{'s' if count != 1 else ''}.")
     return 0
-

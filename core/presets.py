@@ -1,0 +1,136 @@
+"""Ready-made specs for the seed experiments, sized for the built-in digits dataset (the form's presets).
+
+Each reproduces one experiment of examples/*.yaml (the full-size versions on MNIST / CIFAR-10) with few
+epochs, so it runs in minutes on a CPU. Presets of one model share their training settings, so they share
+one cached baseline. Conv models see the 8x8 digits resized to 32x32 (see worker/engine/data.py).
+"""
+
+_LENET_TRAIN = {"epochs": 20, "optimizer": "adam", "lr": 0.001, "batch_size": 64}
+# Adam converges in few steps on 1,437 images where the full-size SGD recipe needs many epochs.
+_CONV_TRAIN = {"epochs": 4, "optimizer": "adam", "lr": 0.001, "batch_size": 64}
+
+_VGG_FINE_GRAINED = {
+    "backbone.conv0": 0.0,
+    "backbone.conv1": 0.0,
+    "backbone.conv2": 0.0,
+    "backbone.conv3": 0.6,
+    "backbone.conv4": 0.7,
+    "backbone.conv5": 0.8,
+    "backbone.conv6": 0.8,
+    "backbone.conv7": 0.9,
+    "classifier": 0.0,
+}
+
+
+def _preset(name: str, label: str, model: str, train: dict, method: dict, schedule: dict, tags: list[str]) -> dict:
+    return {
+        "name": name,
+        "label": label,
+        "spec": {
+            "name": name,
+            "model": model,
+            "dataset": "digits",
+            "train": dict(train),
+            "method": method,
+            "schedule": schedule,
+            "seed": 0,
+            "tags": tags,
+        },
+    }
+
+
+PRESETS: list[dict] = [
+    # The issue's spec, exactly (examples/lenet-digits-block2.yaml).
+    {
+        "name": "lenet-digits-block2",
+        "quick": True,
+        "label": "LeNet-300-100, 2x2 blocks, iterative 20 % per round (seed 000)",
+        "spec": {
+            "name": "lenet-digits-block2",
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "train": {"epochs": 20, "optimizer": "adam", "lr": 0.001, "batch_size": 64},
+            "method": {"kind": "block", "block_size": 2, "score": "mean_abs"},
+            "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 10, "finetune_epochs": 2},
+            "seed": 0,
+        },
+    },
+    *[
+        {
+            **_preset(
+                f"lenet-digits-block{n}-16rounds",
+                f"LeNet-300-100, {n}x{n} blocks, 16 rounds, fc3 at 10 % per round (seeds 000/004)",
+                "lenet300_100",
+                _LENET_TRAIN,
+                {"kind": "block", "block_size": n, "score": "mean_abs"},
+                {"kind": "iterative", "rate": 0.2, "layer_rates": {"fc3": 0.1}, "rounds": 16, "finetune_epochs": 1},
+                ["seed-000", "lenet", "block"],
+            ),
+            "quick": True,
+        }
+        for n in (2, 4, 6)
+    ],
+    _preset(
+        "vgg-digits-finegrained",
+        "VGG (8 conv), fine-grained per-layer sparsities of seed 001",
+        "vgg",
+        _CONV_TRAIN,
+        {"kind": "magnitude", "scope": "layer", "layer_sparsity": _VGG_FINE_GRAINED},
+        {"kind": "oneshot", "sparsities": [0.0], "finetune_epochs": 1},
+        ["seed-001", "vgg", "fine-grained"],
+    ),
+    _preset(
+        "vgg-digits-channel",
+        "VGG (8 conv), 30 % of the channels removed (seed 001)",
+        "vgg",
+        _CONV_TRAIN,
+        {"kind": "channel", "importance": "l1"},
+        {"kind": "oneshot", "sparsities": [0.46], "finetune_epochs": 1},
+        ["seed-001", "vgg", "channel"],
+    ),
+    _preset(
+        "vgg-digits-group-lasso",
+        "VGG (8 conv), group-lasso training then filter removal (seed 002)",
+        "vgg",
+        _CONV_TRAIN,
+        {"kind": "group_lasso", "strength": 0.001, "epochs": 2, "threshold": 0.01},
+        {"kind": "oneshot", "sparsities": [0.3], "finetune_epochs": 1},
+        ["seed-002", "vgg", "group-lasso"],
+    ),
+    _preset(
+        "vgg-digits-magnitude-rewind",
+        "VGG (8 conv), global magnitude with weight rewinding (seed 002)",
+        "vgg",
+        _CONV_TRAIN,
+        {"kind": "magnitude", "scope": "global"},
+        {"kind": "iterative", "rate": 0.2, "rounds": 4, "after": "rewind", "rewind_epoch": 1, "finetune_epochs": 2},
+        ["seed-002", "vgg", "rewind"],
+    ),
+    _preset(
+        "resnet18-digits-oneshot",
+        "ResNet-18, global magnitude one-shot 0.5 / 0.75 / 0.9 (seed 003)",
+        "resnet18",
+        _CONV_TRAIN,
+        {"kind": "magnitude", "scope": "global"},
+        {"kind": "oneshot", "sparsities": [0.5, 0.75, 0.9], "finetune_epochs": 1},
+        ["seed-003", "resnet18", "oneshot"],
+    ),
+    _preset(
+        "resnet18-digits-iterative",
+        "ResNet-18, global magnitude iterative 20 % per round to 0.91 (seed 003)",
+        "resnet18",
+        _CONV_TRAIN,
+        {"kind": "magnitude", "scope": "global"},
+        {"kind": "iterative", "rate": 0.2, "rounds": None, "target": 0.91, "finetune_epochs": 1},
+        ["seed-003", "resnet18", "iterative"],
+    ),
+    _preset(
+        "resnet18-head-digits-block2",
+        "ResNet-18 + FC head, 2x2 blocks on the head only, 16 rounds (seed 000)",
+        "resnet18_head",
+        _CONV_TRAIN,
+        {"kind": "block", "block_size": 2, "layers": ["fc.0", "fc.2"]},
+        {"kind": "iterative", "rate": 0.2, "rounds": 16, "finetune_epochs": 1},
+        ["seed-000", "resnet18", "block"],
+    ),
+]
