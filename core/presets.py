@@ -1,4 +1,4 @@
-"""Ready-made specs for the seed experiments, sized for the built-in digits dataset (the form's presets).
+"""Ready-made specs for the papers' experiments, sized for the built-in digits dataset (the form's presets).
 
 Each reproduces one experiment of examples/*.yaml (the full-size versions on MNIST / CIFAR-10) with few
 epochs, so it runs in minutes on a CPU. Presets of one model share their training settings, so they share
@@ -40,11 +40,11 @@ def _preset(name: str, label: str, model: str, train: dict, method: dict, schedu
 
 
 PRESETS: list[dict] = [
-    # The issue's spec, exactly (examples/lenet-digits-block2.yaml).
+    # The same experiment as examples/lenet-digits-block2.yaml.
     {
         "name": "lenet-digits-block2",
         "quick": True,
-        "label": "LeNet-300-100, 2x2 blocks, iterative 20 % per round (seed 000)",
+        "label": "LeNet-300-100, 2x2 blocks, iterative 20 % per round (block pruning paper)",
         "spec": {
             "name": "lenet-digits-block2",
             "model": "lenet300_100",
@@ -59,7 +59,7 @@ PRESETS: list[dict] = [
         {
             **_preset(
                 f"lenet-digits-block{n}-16rounds",
-                f"LeNet-300-100, {n}x{n} blocks, 16 rounds, fc3 at 10 % per round (seeds 000/004)",
+                f"LeNet-300-100, {n}x{n} blocks, 16 rounds, fc3 at 10 % per round (block pruning paper)",
                 "lenet300_100",
                 _LENET_TRAIN,
                 {"kind": "block", "block_size": n, "score": "mean_abs"},
@@ -72,7 +72,7 @@ PRESETS: list[dict] = [
     ],
     _preset(
         "vgg-digits-finegrained",
-        "VGG (8 conv), fine-grained per-layer sparsities of seed 001",
+        "VGG (8 conv), fine-grained per-layer sparsities from a sensitivity scan",
         "vgg",
         _CONV_TRAIN,
         {"kind": "magnitude", "scope": "layer", "layer_sparsity": _VGG_FINE_GRAINED},
@@ -81,7 +81,7 @@ PRESETS: list[dict] = [
     ),
     _preset(
         "vgg-digits-channel",
-        "VGG (8 conv), 30 % of the channels removed (seed 001)",
+        "VGG (8 conv), 30 % of the channels removed",
         "vgg",
         _CONV_TRAIN,
         {"kind": "channel", "importance": "l1"},
@@ -90,7 +90,7 @@ PRESETS: list[dict] = [
     ),
     _preset(
         "vgg-digits-group-lasso",
-        "VGG (8 conv), group-lasso training then filter removal (seed 002)",
+        "VGG (8 conv), SSL group lasso (Wen et al. 2016) then filter removal",
         "vgg",
         _CONV_TRAIN,
         {"kind": "group_lasso", "strength": 0.001, "epochs": 2, "threshold": 0.01},
@@ -99,7 +99,7 @@ PRESETS: list[dict] = [
     ),
     _preset(
         "vgg-digits-magnitude-rewind",
-        "VGG (8 conv), global magnitude with weight rewinding (seed 002)",
+        "VGG (8 conv), global magnitude with weight rewinding (Renda et al. 2020)",
         "vgg",
         _CONV_TRAIN,
         {"kind": "magnitude", "scope": "global"},
@@ -108,7 +108,7 @@ PRESETS: list[dict] = [
     ),
     _preset(
         "resnet18-digits-oneshot",
-        "ResNet-18, global magnitude one-shot 0.5 / 0.75 / 0.9 (seed 003)",
+        "ResNet-18, global magnitude one-shot 0.5 / 0.75 / 0.9",
         "resnet18",
         _CONV_TRAIN,
         {"kind": "magnitude", "scope": "global"},
@@ -117,7 +117,7 @@ PRESETS: list[dict] = [
     ),
     _preset(
         "resnet18-digits-iterative",
-        "ResNet-18, global magnitude iterative 20 % per round to 0.91 (seed 003)",
+        "ResNet-18, global magnitude iterative 20 % per round to 0.91",
         "resnet18",
         _CONV_TRAIN,
         {"kind": "magnitude", "scope": "global"},
@@ -126,7 +126,7 @@ PRESETS: list[dict] = [
     ),
     _preset(
         "resnet18-head-digits-block2",
-        "ResNet-18 + FC head, 2x2 blocks on the head only, 16 rounds (seed 000)",
+        "ResNet-18 + FC head, 2x2 blocks on the head only, 16 rounds (block pruning paper)",
         "resnet18_head",
         _CONV_TRAIN,
         {"kind": "block", "block_size": 2, "layers": ["fc.0", "fc.2"]},

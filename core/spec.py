@@ -16,10 +16,10 @@ MODELS: dict[str, dict[str, Any]] = {
         "label": "LeNet-300-100 (784-300-100-10 MLP)",
         "family": "mlp",
     },
-    "vgg": {"label": "VGG, 8 conv + BN (seed 001)", "family": "conv"},
+    "vgg": {"label": "VGG, 8 conv + BN", "family": "conv"},
     "vgg16_bn": {"label": "VGG-16-BN (32x32 inputs)", "family": "conv"},
     "resnet18": {"label": "ResNet-18, CIFAR stem", "family": "conv"},
-    "resnet18_head": {"label": "ResNet-18 + FC head 512-300-10 (seed 000)", "family": "conv"},
+    "resnet18_head": {"label": "ResNet-18 + FC head 512-300-10", "family": "conv"},
 }
 
 DATASETS: dict[str, dict[str, Any]] = {
@@ -332,10 +332,10 @@ def _params(model: type[BaseModel], skip: tuple[str, ...] = ("kind",)) -> list[d
 
 
 METHOD_LABELS = {
-    "block": "Block pruning (n x n blocks, seed 000/004)",
-    "magnitude": "Fine-grained magnitude pruning",
-    "channel": "Channel (filter) pruning, physically removed",
-    "group_lasso": "Group-lasso structured sparsity, then filter removal",
+    "block": "Block pruning: r x c blocks scored by mean |w| (coarse-grained blocky sparse structure)",
+    "magnitude": "Fine-grained magnitude pruning (|w|, per layer or one global L1 threshold over all layers)",
+    "channel": "Channel (filter) pruning, physically removed with Torch-Pruning's dependency graph",
+    "group_lasso": "SSL group lasso (Wen et al. 2016), then filter removal",
 }
 SCHEDULE_LABELS = {
     "oneshot": "One-shot: each target pruned from the same baseline",
