@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from core.spec import DATASETS, JobSpec
-from worker.engine.pruning.base import MaskPruner, Pruner, find_layers, lowest_mask, view_2d
+from worker.engine.pruning.base import MaskPruner, Pruner, find_layers, lowest_mask, select_keep, view_2d
 from worker.engine.pruning.block import BlockPruner, block_mask, block_scores, expand_blocks
 from worker.engine.pruning.channel import ChannelPruner, final_classifier
 from worker.engine.pruning.group_lasso import GroupLassoPruner
@@ -28,6 +28,7 @@ __all__ = [
     "make_pruner",
     "find_layers",
     "lowest_mask",
+    "select_keep",
     "view_2d",
     "block_mask",
     "block_scores",

@@ -2,11 +2,14 @@
 
 A pruner works on Conv2d and Linear layers named by the spec. Masks are bool tensors of the weight's
 shape (True = kept). Reports describe each layer in its 2-D view: out x (in * kh * kw).
+
+Selection (select_keep) is written once for every mask pruner: per-layer scores (block scores or |w|),
+grouped into scopes that each prune an exact count (scope layer: one layer per scope; scope global: one
+cut over all the layers' scores together, the layers of a fixed per-layer map on their own).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
@@ -81,6 +84,30 @@ def lowest_mask(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.
     return pruned
 
 
+def select_keep(
+    scores: dict[str, torch.Tensor], alive: dict[str, torch.Tensor], scopes: list[tuple[list[str], int]]
+) -> dict[str, torch.Tensor]:
+    """Keep masks (True = kept, the shapes of `scores`). Each scope (layer names, count) prunes exactly
+    `count` entries over its layers together: the dead ones first, then the lowest scores (lowest_mask)."""
+    keep = {}
+    for names, count in scopes:
+        device = scores[names[0]].device
+        if len(names) == 1:
+            flat_scores, flat_alive = scores[names[0]].reshape(-1), alive[names[0]].reshape(-1)
+        else:
+            flat_scores = torch.cat([scores[n].reshape(-1).to(device) for n in names])
+            flat_alive = torch.cat([alive[n].reshape(-1).to(device) for n in names])
+        kept = ~lowest_mask(flat_scores, flat_alive, count)
+        for name, part in zip(names, kept.split([scores[n].numel() for n in names])):
+            keep[name] = part.view(scores[name].shape).to(scores[name].device)
+    return keep
+
+
+def alive_blocks(mask2d: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """Per-block keep grid of a block-uniform 2-D mask (the top-left element of each block)."""
+    return mask2d[:: block[0], :: block[1]]
+
+
 class Pruner:
     """The interface the runner uses. Subclasses implement prune()."""
 
@@ -146,7 +173,7 @@ class Pruner:
         for stat in self.layer_stats(model):
             keep, block = masks[stat["name"]]
             keep_np = keep.detach().cpu().numpy()
-            grid = _block_grid(keep_np, block)
+            grid = alive_blocks(keep_np, block)
             report.append(
                 {
                     **stat,
@@ -167,22 +194,51 @@ class Pruner:
         self.targets = dict(state["targets"])
 
 
-def _block_grid(keep: np.ndarray, block: tuple[int, int]) -> np.ndarray:
-    """Per-block keep flags of a 2-D mask whose blocks are uniform (all kept or all pruned)."""
-    r, c = block
-    return keep[::r, ::c]
-
-
 class MaskPruner(Pruner):
-    """Pruners that zero weights in place and hold them at zero with bool masks (block, magnitude)."""
+    """Pruners that zero weights in place and hold them at zero with bool masks (block, magnitude).
 
-    def __init__(self, layer_names: list[str]):
+    Subclasses say what a unit is (unit_scores, unit_alive, expand: an element or a block);
+    prune() selects the units once for all of them (select_keep)."""
+
+    def __init__(self, layer_names: list[str], scope: str = "layer"):
         super().__init__(layer_names)
+        if scope not in ("layer", "global"):
+            raise ValueError(f"method.scope: unknown scope {scope!r}; allowed: layer, global")
+        self.scope = scope
         self.masks: dict[str, torch.Tensor] = {}
         self._hooked = WeakIdKeyDictionary()  # weights whose gradient hook is in place
 
     def block_shape(self) -> tuple[int, int]:
         return (1, 1)
+
+    def unit_scores(self, weight: torch.Tensor) -> torch.Tensor:
+        """Score of every pruning unit of a weight (lower = pruned first)."""
+        raise NotImplementedError
+
+    def unit_alive(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        """Which units of a layer are still kept, in the shape of unit_scores."""
+        raise NotImplementedError
+
+    def expand(self, keep: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Element keep mask of the weight's shape from a unit keep mask."""
+        raise NotImplementedError
+
+    def prune(
+        self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None, train_fn=None
+    ) -> nn.Module:
+        targets = self.targets_for(sparsity, layer_sparsity)
+        layers = find_layers(model, self.layer_names)
+        weights = {n: m.weight.detach() for n, m in layers.items()}
+        scores = {n: self.unit_scores(w) for n, w in weights.items()}
+        alive = {n: self.unit_alive(n, w) for n, w in weights.items()}
+        joint = [n for n in self.layer_names if self.scope == "global" and n not in (layer_sparsity or {})]
+        scopes = [([n], round(targets[n] * scores[n].numel())) for n in self.layer_names if n not in joint]
+        if joint:
+            scopes.append((joint, round(sparsity * sum(scores[n].numel() for n in joint))))
+        keep = select_keep(scores, alive, scopes)
+        self.targets = targets
+        self.set_masks(model, {n: self.expand(keep[n], w) for n, w in weights.items()})
+        return model
 
     def set_masks(self, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         layers = find_layers(model, self.layer_names)
@@ -239,7 +295,8 @@ class MaskPruner(Pruner):
         return stats
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "masks": {n: m.detach().cpu().clone() for n, m in self.masks.items()}}
+        masks = {n: m.detach().cpu().clone() for n, m in self.masks.items()}
+        return {**super().state_dict(), "scope": self.scope, "masks": masks}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

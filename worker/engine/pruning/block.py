@@ -1,4 +1,5 @@
-"""Block pruning (seeds 000/004): zero whole r x c blocks of each layer's 2-D weight view.
+"""Block pruning (coarse-grained blocky sparse structure): zero whole r x c blocks of each layer's 2-D
+weight view.
 
 The 2-D view is out x (in * kh * kw). The grid has ceil(out / r) x ceil(cols / c) blocks; blocks on the
 bottom and right edges that do not fill r x c are scored over the elements they have (mean_abs divides
@@ -9,9 +10,10 @@ largest block score so that `global` scope can compare layers.
 
 Targets are fractions of *blocks*: a layer with B blocks at target s ends with exactly round(s * B) pruned
 blocks. Blocks already pruned in an earlier round count toward it and stay pruned; the rest are the
-lowest-scoring alive blocks (the cut is the round(s * B)-th smallest score). When r and c divide the
-weight's sides, element sparsity equals block sparsity; with edge blocks the element sparsity differs
-from it by less than one block's share (edge blocks hold fewer elements).
+lowest-scoring alive blocks (the cut is the round(s * B)-th smallest score; base.select_keep, shared
+with magnitude pruning). When r and c divide the weight's sides, element sparsity equals block sparsity;
+with edge blocks the element sparsity differs from it by less than one block's share (edge blocks hold
+fewer elements).
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from worker.engine.pruning.base import MaskPruner, find_layers, lowest_mask, view_2d
+from worker.engine.pruning.base import MaskPruner, alive_blocks, lowest_mask, view_2d
 
 SCORES = ("mean_abs", "l1", "l2")
 CHUNK_ELEMENTS = 1 << 20  # rows are reduced in chunks of about this many weights: no huge temporaries
@@ -101,11 +102,6 @@ def expand_blocks(keep_grid: torch.Tensor, block: tuple[int, int], shape2d: tupl
     return full
 
 
-def alive_blocks(mask2d: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
-    """Per-block keep grid of a block-uniform mask (its top-left element of each block)."""
-    return mask2d[:: block[0], :: block[1]]
-
-
 def block_mask(
     weight2d: torch.Tensor,
     block: tuple[int, int],
@@ -126,58 +122,25 @@ class BlockPruner(MaskPruner):
     def __init__(
         self, layer_names: list[str], block: tuple[int, int] = (2, 2), score: str = "mean_abs", scope: str = "layer"
     ):
-        super().__init__(layer_names)
+        super().__init__(layer_names, scope)
         if len(block) != 2 or min(block) < 1:
             raise ValueError(f"method.block_size: must be positive integers, got {block}")
         if score not in SCORES:
             raise ValueError(f"method.score: unknown score {score!r}; allowed: {', '.join(SCORES)}")
-        if scope not in ("layer", "global"):
-            raise ValueError(f"method.scope: unknown scope {scope!r}; allowed: layer, global")
         self.block = (int(block[0]), int(block[1]))
         self.score = score
-        self.scope = scope
 
     def block_shape(self) -> tuple[int, int]:
         return self.block
 
-    def prune(
-        self, model: nn.Module, sparsity: float, layer_sparsity: dict[str, float] | None = None, train_fn=None
-    ) -> nn.Module:
-        targets = self.targets_for(sparsity, layer_sparsity)
-        layers = find_layers(model, self.layer_names)
-        grids: dict[str, torch.Tensor] = {}
-        joint = [n for n in self.layer_names if self.scope == "global" and n not in (layer_sparsity or {})]
-        for name, module in layers.items():
-            if name in joint:
-                continue
-            weight2d = view_2d(module.weight)
-            alive = alive_blocks(view_2d(self.alive(name, module.weight)), self.block)
-            grids[name] = block_mask(weight2d, self.block, targets[name], self.score, alive)
-        if joint:
-            grids.update(self._global_grids({n: layers[n] for n in joint}, sparsity))
-        masks = {}
-        for name, module in layers.items():
-            shape2d = view_2d(module.weight).shape
-            masks[name] = expand_blocks(grids[name], self.block, shape2d).reshape(module.weight.shape)
-        self.targets = targets
-        self.set_masks(model, masks)
-        return model
+    def unit_scores(self, weight: torch.Tensor) -> torch.Tensor:
+        return block_scores(view_2d(weight), self.block, self.score)
 
-    def _global_grids(self, layers: dict[str, nn.Module], sparsity: float) -> dict[str, torch.Tensor]:
-        """One threshold over all layers' normalised block scores."""
-        scores, alive = [], []
-        for name, module in layers.items():
-            weight2d = view_2d(module.weight)
-            scores.append(block_scores(weight2d, self.block, self.score))
-            alive.append(alive_blocks(view_2d(self.alive(name, module.weight)), self.block))
-        flat_scores = torch.cat([s.reshape(-1).to(scores[0].device) for s in scores])
-        flat_alive = torch.cat([a.reshape(-1).to(scores[0].device) for a in alive])
-        pruned = lowest_mask(flat_scores, flat_alive, round(sparsity * flat_scores.numel()))
-        grids, offset = {}, 0
-        for name, s in zip(layers, scores):
-            grids[name] = ~pruned[offset : offset + s.numel()].view(s.shape).to(s.device)
-            offset += s.numel()
-        return grids
+    def unit_alive(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        return alive_blocks(view_2d(self.alive(name, weight)), self.block)
+
+    def expand(self, keep: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return expand_blocks(keep, self.block, view_2d(weight).shape).reshape(weight.shape)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "block": list(self.block), "score": self.score, "scope": self.scope}
+        return {**super().state_dict(), "block": list(self.block), "score": self.score}
