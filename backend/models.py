@@ -63,7 +63,9 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token
-    prefix: Mapped[str] = mapped_column(String(16), default="")  # first characters, to name it in `token revoke`
+    # The first characters: not secret, they name the token in `token list` and find its row when it is
+    # presented (the hash is then compared in constant time).
+    prefix: Mapped[str] = mapped_column(String(16), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -104,7 +106,6 @@ class Job(Base):
     best_accuracy: Mapped[float | None] = mapped_column(Float, default=None, index=True)
     baseline_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
     last_speedup: Mapped[float | None] = mapped_column(Float, default=None)
-    deleted_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
     owner: Mapped[User | None] = relationship(lazy="joined")
     tag_rows: Mapped[list["JobTag"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)

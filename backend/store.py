@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, load_only
@@ -65,11 +65,48 @@ def create_user(session: Session, name: str, role: str = "user") -> tuple[User, 
     return user, token
 
 
+def token_prefix(token: str) -> str:
+    """The stored, non-secret start of a token: it names the token in `token list` and finds its row."""
+    return token[:10]
+
+
 def add_token(session: Session, user: User) -> str:
     token = new_token()
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:10]))
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token_prefix(token)))
     session.flush()
     return token
+
+
+def get_user(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def list_tokens(session: Session, user_name: str | None = None) -> list[dict[str, Any]]:
+    """Every token (of one user when given), oldest first, without its hash."""
+    query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    if user_name is not None:
+        query = query.where(User.name == user_name)
+    return [
+        {
+            "id": t.id,
+            "user": name,
+            "prefix": t.prefix,
+            "created_at": iso(t.created_at),
+            "revoked_at": iso(t.revoked_at),
+        }
+        for t, name in session.execute(query).all()
+    ]
+
+
+def revoke_token_id(session: Session, token_id: int) -> int | None:
+    """Revoke the token with this id: 1 if it was active, 0 if already revoked, None if there is none."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        return None
+    if token.revoked_at is not None:
+        return 0
+    token.revoked_at = utcnow()
+    return 1
 
 
 def list_users(session: Session) -> list[dict[str, Any]]:
@@ -118,7 +155,7 @@ def revoke_token(session: Session, token_or_prefix: str) -> int:
 
 
 def revoke_user_tokens(session: Session, name: str) -> int:
-    user = session.scalar(select(User).where(User.name == name))
+    user = get_user(session, name)
     if user is None:
         raise StoreError("name", f"no user named {name!r}")
     result = session.execute(
@@ -128,17 +165,19 @@ def revoke_user_tokens(session: Session, name: str) -> int:
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    """The user of a valid, unrevoked token, else None. The hash is compared in constant time."""
+    """The user of a valid, unrevoked token, else None. The row is found by the token's non-secret prefix;
+    the secret part is checked only by comparing the full hash in constant time, so the database index
+    never answers "does this hash exist"."""
     digest = hash_token(token)
-    row = session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
-    ).first()
-    if row is None:
-        return None
-    tok, user = row
-    if not hmac.compare_digest(tok.token_hash, digest) or tok.revoked_at is not None:
-        return None
-    return user
+    rows = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.prefix == token_prefix(token), ApiToken.revoked_at.is_(None))
+    ).all()
+    for tok, user in rows:  # prefixes are 7 random characters: more than one row is rare, but allowed
+        if hmac.compare_digest(tok.token_hash, digest):
+            return user
+    return None
 
 
 # ---------------------------------------------------------------- jobs
@@ -176,10 +215,8 @@ def create_job(session: Session, spec: Any, owner_id: int | None = None, queue: 
 
 
 def get_job(session: Session, job_id: int) -> Job | None:
-    job = session.get(Job, job_id)
-    if job is None or job.deleted_at is not None:
-        return None
-    return job
+    """The job (its owner loaded in the same query), None if there is none. The one way to read a job."""
+    return session.get(Job, job_id)
 
 
 def list_jobs(
@@ -196,11 +233,11 @@ def list_jobs(
     sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
-) -> tuple[list, int]:
-    """Jobs matching every given filter (as rows with the job's columns as attributes, plus owner_name),
-    sorted and paged, and how many match in all. `q`: the name contains it, ignoring case.
-    Reads only the jobs table (and users for the owner)."""
-    where = [Job.deleted_at.is_(None)]
+) -> tuple[list[Job], int]:
+    """Jobs matching every given filter, sorted and paged, and how many match in all. `q`: the name
+    contains it, ignoring case. Reads only the jobs table (and users for the owner, joined in the same
+    query); never the step history."""
+    where = []
     if q:
         # lower() on both sides (not ILIKE, which SQLite lacks); autoescape: % and _ in q match literally.
         where.append(func.lower(Job.name).contains(q.lower(), autoescape=True))
@@ -229,18 +266,14 @@ def list_jobs(
         Job.id.desc() if descending else Job.id.asc(),
     ]
     total = session.scalar(select(func.count()).select_from(Job).where(*where))
-    rows = session.execute(_JOB_ROWS.where(*where).order_by(*order).limit(limit).offset(offset)).all()
-    return list(rows), int(total or 0)
+    jobs = session.scalars(select(Job).where(*where).order_by(*order).limit(limit).offset(offset)).all()
+    return list(jobs), int(total or 0)
 
 
-# Plain rows (all job columns + the owner's name) instead of ORM objects: the run list is the hottest read,
-# and rows cost a third of the time. job_to_dict takes either.
-_JOB_ROWS = select(Job.__table__, User.name.label("owner_name")).outerjoin(User, User.id == Job.owner_id)
-
-
-def get_job_row(session: Session, job_id: int):
-    """A job as a plain row (for reading), None if missing or deleted."""
-    return session.execute(_JOB_ROWS.where(Job.id == job_id, Job.deleted_at.is_(None))).first()
+def active_job_queues(session: Session) -> list[tuple[int, str]]:
+    """(id, queue) of every queued or running job, oldest first."""
+    rows = session.execute(select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id))
+    return [(int(job_id), queue) for job_id, queue in rows]
 
 
 def jobs_version(session: Session) -> tuple:
@@ -251,9 +284,7 @@ def jobs_version(session: Session) -> tuple:
 def count_active_jobs(session: Session, owner_id: int) -> int:
     return int(
         session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None))
+            select(func.count()).select_from(Job).where(Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES))
         )
         or 0
     )
@@ -287,7 +318,8 @@ def set_status(
 
 def start_job(session: Session, job_id: int) -> Job | None:
     """Claim a job for a worker: a queued job, or a running one being redelivered after a crash, becomes
-    running. None when the job is gone, finished, or cancelled (the worker then drops the task)."""
+    running, with one more attempt counted. None when the job is gone, finished, or cancelled (the worker
+    then drops the task)."""
     job = get_job(session, job_id)
     if job is None or job.status not in ACTIVE_STATUSES:
         return None
@@ -299,7 +331,11 @@ def start_job(session: Session, job_id: int) -> Job | None:
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES), Job.cancel_requested.is_(False))
         .values(
-            status="running", started_at=func.coalesce(Job.started_at, utcnow()), finished_at=None, message="running"
+            status="running",
+            started_at=func.coalesce(Job.started_at, utcnow()),
+            finished_at=None,
+            message="running",
+            attempts=Job.attempts + 1,
         )
     )
     if claimed.rowcount == 0:
@@ -323,8 +359,8 @@ def set_baseline(session: Session, job_id: int, baseline: dict[str, Any]) -> Non
 
 def cancel_requested(session: Session, job_id: int) -> bool:
     """True when the worker should stop: cancel asked for, or the job deleted meanwhile."""
-    row = session.execute(select(Job.cancel_requested, Job.status, Job.deleted_at).where(Job.id == job_id)).first()
-    return row is None or bool(row.cancel_requested) or row.deleted_at is not None or row.status == "cancelled"
+    row = session.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id)).first()
+    return row is None or bool(row.cancel_requested) or row.status == "cancelled"
 
 
 def completed_steps(session: Session, job_id: int) -> int:
@@ -446,13 +482,11 @@ def job_artifact_dir(artifact_dir: Path, job_id: int) -> Path:
 
 
 def delete_job(session: Session, job: Job, artifact_dir: Path) -> None:
-    """Remove a job, its steps and masks (FK cascades) and its artifact directory."""
+    """Remove a job and its artifact directory. Its tags, steps and their masks go with it through the
+    foreign keys' ON DELETE CASCADE (SQLite enforces them because backend.db turns foreign_keys on)."""
     job_id = job.id
-    session.execute(delete(LayerMask).where(LayerMask.step_id.in_(select(Step.id).where(Step.job_id == job_id))))
-    session.execute(delete(Step).where(Step.job_id == job_id))
-    session.execute(delete(JobTag).where(JobTag.job_id == job_id))
-    session.execute(delete(Job).where(Job.id == job_id))
-    session.expunge(job)
+    session.delete(job)
+    session.flush()
     shutil.rmtree(job_artifact_dir(artifact_dir, job_id), ignore_errors=True)
 
 
@@ -531,9 +565,8 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def job_to_dict(job) -> dict[str, Any]:
-    """The Job JSON of an ORM Job or of a row from list_jobs/get_job_row."""
-    owner = job.owner_name if hasattr(job, "owner_name") else (job.owner.name if job.owner else None)
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """The Job JSON of a Job from get_job or list_jobs."""
     return {
         "id": job.id,
         "name": job.name,
@@ -546,7 +579,7 @@ def job_to_dict(job) -> dict[str, Any]:
         "schedule": job.schedule,
         "tags": list(job.tags or []),
         "spec": job.spec,
-        "owner": owner,
+        "owner": job.owner.name if job.owner else None,
         "error": job.error,
         "queue": job.queue,
         "attempts": job.attempts,

@@ -226,18 +226,14 @@ def requeue_unfinished(settings: Settings) -> int:
     visibility timeout, so a message a killed worker had taken stays in the table, invisible, for good;
     the purge drops those. Purge, publish and the check that every job's message is visible in the
     broker file go through one connection, so a job is never left unqueued without an error."""
-    from sqlalchemy import select
-
+    from backend import store
     from backend.broker import get_app
     from backend.db import session_scope
-    from backend.models import ACTIVE_STATUSES, Job
     from core.queues import TASK_NAME, check_queue
 
     app = get_app(settings)
     with session_scope(settings.database_url) as session:
-        jobs = session.execute(
-            select(Job.id, Job.queue).where(Job.status.in_(ACTIVE_STATUSES), Job.deleted_at.is_(None)).order_by(Job.id)
-        ).all()
+        jobs = store.active_job_queues(session)
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         for name in QUEUES:

@@ -7,10 +7,7 @@ A token is printed once, on stdout alone (`TOKEN=$(prunelab user add alice)` wor
 
 import sys
 
-from sqlalchemy import select
-
 from backend import db, store
-from backend.models import ApiToken, User, utcnow
 from cli.client import format_table
 
 
@@ -57,7 +54,7 @@ def list_users() -> int:
 
 def add_token(name: str) -> int:
     with db.session_scope(_database_url()) as session:
-        user = session.scalar(select(User).where(User.name == name))
+        user = store.get_user(session, name)
         if user is None:
             return _fail(f"user: no user named {name!r}; `prunelab user list` shows them")
         token = store.add_token(session, user)
@@ -68,19 +65,11 @@ def add_token(name: str) -> int:
 
 def list_tokens(name: str | None) -> int:
     with db.session_scope(_database_url()) as session:
-        query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
-        if name is not None:
-            query = query.where(User.name == name)
-        rows = [
-            (
-                str(t.id),
-                user_name,
-                t.prefix + "...",
-                store.iso(t.created_at)[:19],
-                (store.iso(t.revoked_at) or "")[:19] or "active",
-            )
-            for t, user_name in session.execute(query).all()
-        ]
+        tokens = store.list_tokens(session, name)
+    rows = [
+        (str(t["id"]), t["user"], t["prefix"] + "...", t["created_at"][:19], (t["revoked_at"] or "")[:19] or "active")
+        for t in tokens
+    ]
     if not rows:
         _say("No tokens.")
         return 0
@@ -98,12 +87,9 @@ def revoke(token_or_id: str | None, user: str | None) -> int:
             if user is not None:
                 count = store.revoke_user_tokens(session, user)
             elif token_or_id.isdigit():
-                token = session.get(ApiToken, int(token_or_id))
-                if token is None:
+                count = store.revoke_token_id(session, int(token_or_id))
+                if count is None:
                     return _fail(f"token: no token with id {token_or_id}; `prunelab token list` shows them")
-                count = 0 if token.revoked_at is not None else 1
-                if count:
-                    token.revoked_at = utcnow()
             else:
                 count = store.revoke_token(session, token_or_id.removesuffix("..."))
     except store.StoreError as err:

@@ -11,11 +11,9 @@ import traceback
 
 from celery import shared_task
 from celery.signals import worker_process_init
-from sqlalchemy import update
 
 from backend import store
 from backend.db import dispose_engines, session_scope
-from backend.models import Job
 from core.queues import TASK_NAME
 from core.settings import get_settings
 
@@ -40,7 +38,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def _claim(job_id: int) -> tuple[dict, int] | None:
-    """Mark the job running (one more attempt) and return (spec, steps already stored); None to skip."""
+    """Mark the job running (store.start_job counts the attempt) and return (spec, steps already stored);
+    None to skip."""
     with session_scope() as session:
         job = store.get_job(session, job_id)
         if job is None:
@@ -49,8 +48,7 @@ def _claim(job_id: int) -> tuple[dict, int] | None:
         job = store.start_job(session, job_id)
         if job is None:
             return None
-        attempts = job.attempts + 1
-        session.execute(update(Job).where(Job.id == job_id).values(attempts=attempts))
+        attempts = job.attempts
         if redelivered and attempts > MAX_CRASH_REDELIVERIES:
             store.set_status(
                 session,
@@ -70,7 +68,8 @@ def _finish(job_id: int, status: str, error: str | None = None, message: str | N
             store.set_status(session, job_id, status, error=error, message=message)
 
 
-@shared_task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+# Acknowledged late, rejected on worker loss, no result: set once for every task in backend.broker.make_celery.
+@shared_task(name=TASK_NAME)
 def run_job(job_id: int) -> str:
     """Run job `job_id`; returns its final status (or "skipped" when there was nothing to do)."""
     claimed = _claim(job_id)

@@ -126,7 +126,7 @@ def list_jobs(
 
 @router.get("/{job_id}", summary="One job")
 def get_job(job_id: JobId, session: DB, user: Reader) -> FastJSONResponse:
-    row = store.get_job_row(session, job_id)
+    row = store.get_job(session, job_id)
     if row is None:
         raise HTTPException(404, f"job {job_id} not found")
     return _job_response(row)

@@ -8,11 +8,11 @@ from sqlalchemy.exc import IntegrityError
 
 from backend import store
 from backend.db import session_scope
-from backend.models import Job, LayerMask, Step
+from backend.models import ApiToken, Job, JobTag, LayerMask, Step
 from core.spec import parse_spec
 
 
-def new_job(db_url, **overrides) -> int:
+def new_job(db_url, owner_id: int | None = None, **overrides) -> int:
     spec = {
         "model": "lenet300_100",
         "dataset": "digits",
@@ -23,7 +23,7 @@ def new_job(db_url, **overrides) -> int:
         **overrides,
     }
     with session_scope(db_url) as s:
-        return store.create_job(s, parse_spec(spec)).id
+        return store.create_job(s, parse_spec(spec), owner_id=owner_id).id
 
 
 def test_create_job_columns(db_url):
@@ -106,8 +106,9 @@ def test_lifecycle_start_cancel_retry(db_url):
     job_id = new_job(db_url)
     with session_scope(db_url) as s:
         job = store.start_job(s, job_id)
-        assert job.status == "running" and job.started_at is not None
+        assert job.status == "running" and job.started_at is not None and job.attempts == 1
         assert store.start_job(s, job_id) is not None  # redelivered after a crash: still claimable
+        assert job.attempts == 2  # each claim is one attempt
         store.request_cancel(s, job)
         assert store.cancel_requested(s, job_id)
         store.set_status(s, job_id, "cancelled")
@@ -133,12 +134,17 @@ def test_delete_cascades_and_removes_artifacts(db_url, step_factory, tmp_path):
     for j in (job_id, keep_id):
         with session_scope(db_url) as s:
             store.add_step(s, j, step_factory(0, layers={"l": (4, 4)}))
+            store.add_step(s, j, step_factory(1, layers={"l": (4, 4)}))
         (store.job_artifact_dir(tmp_path, j) / "checkpoints").mkdir(parents=True)
     with session_scope(db_url) as s:
         store.delete_job(s, store.get_job(s, job_id), tmp_path)
     with session_scope(db_url) as s:
+        # delete_job removes only the jobs row: the database's ON DELETE CASCADE removed the rest
+        # (on SQLite only because foreign keys are on for every connection).
         assert store.get_job(s, job_id) is None and store.list_steps(s, job_id) == []
-        assert len(s.scalars(select(LayerMask)).all()) == 1  # only the other job's
+        assert s.scalars(select(Step.job_id)).all() == [keep_id, keep_id]
+        assert s.scalars(select(JobTag.job_id).distinct()).all() == [keep_id]
+        assert len(s.scalars(select(LayerMask)).all()) == 2  # only the other job's
         assert store.list_jobs(s, tag="a")[1] == 1
     assert not store.job_artifact_dir(tmp_path, job_id).exists() and store.job_artifact_dir(tmp_path, keep_id).exists()
 
@@ -149,3 +155,68 @@ def test_ids_are_not_reused_after_delete(db_url, tmp_path):
     with session_scope(db_url) as s:
         store.delete_job(s, store.get_job(s, newest), tmp_path)
     assert new_job(db_url) > newest > first  # a leftover queue message for `newest` cannot run a new job
+
+
+def test_list_jobs_and_get_job_read_jobs_with_their_owner(db_url):
+    with session_scope(db_url) as s:
+        alice, _ = store.create_user(s, "alice")
+    owned_id = new_job(db_url, owner_id=alice.id)
+    anonymous_id = new_job(db_url)
+    with session_scope(db_url) as s:
+        jobs, total = store.list_jobs(s, sort="id")
+        assert total == 2 and [j.id for j in jobs] == [owned_id, anonymous_id]
+        listed = [store.job_to_dict(j) for j in jobs]
+        single = [store.job_to_dict(store.get_job(s, j)) for j in (owned_id, anonymous_id)]
+    assert listed == single  # one shape, whichever read it came from
+    assert [d["owner"] for d in listed] == ["alice", None]
+    with session_scope(db_url) as s:
+        assert [j.id for j in store.list_jobs(s, owner="alice")[0]] == [owned_id]
+
+
+def test_active_job_queues_lists_queued_and_running_jobs_oldest_first(db_url):
+    cpu, gpu, done = new_job(db_url, device="cpu"), new_job(db_url), new_job(db_url, device="auto")
+    with session_scope(db_url) as s:
+        store.start_job(s, gpu)
+        store.set_status(s, done, "succeeded")
+        assert store.active_job_queues(s) == [(cpu, "cpu"), (gpu, "gpu")]
+
+
+def test_token_is_found_by_prefix_and_its_hash_compared(db_url):
+    with session_scope(db_url) as s:
+        _, token = store.create_user(s, "tom")
+    with session_scope(db_url) as s:
+        assert store.user_for_token(s, token).name == "tom"
+        # Same stored prefix, wrong secret: the row is found, the hash comparison refuses it.
+        forged = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+        assert store.user_for_token(s, forged) is None
+        assert store.user_for_token(s, token[:10]) is None
+        assert store.user_for_token(s, "") is None
+        # Another token sharing the prefix (7 random characters: rare, not impossible) still works.
+        twin = s.scalar(select(ApiToken))
+        second = store.add_token(s, twin.user)
+        s.scalar(select(ApiToken).where(ApiToken.token_hash == store.hash_token(second))).prefix = twin.prefix
+    with session_scope(db_url) as s:
+        assert store.user_for_token(s, token).name == "tom"
+        assert store.user_for_token(s, second) is None  # its row is filed under the other prefix now
+        store.revoke_token(s, token)
+    with session_scope(db_url) as s:
+        assert store.user_for_token(s, token) is None  # revoked
+
+
+def test_tokens_listed_and_revoked_by_id(db_url):
+    with session_scope(db_url) as s:
+        store.create_user(s, "ann")
+        bob, _ = store.create_user(s, "bob")
+        store.add_token(s, bob)
+    with session_scope(db_url) as s:
+        tokens = store.list_tokens(s)
+        assert [t["user"] for t in tokens] == ["ann", "bob", "bob"]
+        assert [t["user"] for t in store.list_tokens(s, "bob")] == ["bob", "bob"]
+        assert all(t["prefix"].startswith("pl_") and t["revoked_at"] is None for t in tokens)
+        first = tokens[1]["id"]
+        assert store.revoke_token_id(s, first) == 1
+        assert store.revoke_token_id(s, first) == 0
+        assert store.revoke_token_id(s, 999999) is None
+    with session_scope(db_url) as s:
+        assert [t["revoked_at"] is None for t in store.list_tokens(s, "bob")] == [False, True]
+        assert store.get_user(s, "bob").id == bob.id and store.get_user(s, "nobody") is None
