@@ -1,6 +1,6 @@
 """Run one job: train or load the baseline, then prune step by step as the schedule says.
 
-Schedules
+Schedules (OneShot, Iterative: objects with targets() and `chained`, picked by schedule.kind)
 - oneshot: every target of `sparsities` is pruned from the same baseline, with a fresh pruner.
 - iterative: one model and one pruner for the whole job; round r (1-based) prunes each layer to
   1 - (1 - rate_l)^r, rate_l = layer_rates[l] or rate, until `rounds` rounds or until the overall target
@@ -15,8 +15,9 @@ After pruning (schedule.after)
 - none: measured right after pruning.
 Fine-tuning and rewinding keep the weights with the best validation accuracy (the pruned weights count).
 
-accuracy_drop (seed 003): test accuracy of the model a step starts from (the baseline; for iterative
-rounds after the first, the previous round's result) minus the test accuracy right after pruning.
+accuracy_drop, as the one-shot vs iterative magnitude pruning study reports it: test accuracy of the model
+a step starts from (the baseline; for iterative rounds after the first, the previous round's result) minus
+the test accuracy right after pruning.
 
 Determinism: step k seeds torch with spec.seed + k + 1, so a job resumed at step k (iterative: from
 checkpoint k-1, which holds the model and the masks) produces the same remaining steps.
@@ -36,11 +37,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.spec import GroupLassoMethod, IterativeSchedule, JobSpec, MagnitudeMethod, OneShotSchedule, SpecError
+from core.spec import IterativeSchedule, JobSpec, OneShotSchedule, SpecError
 from worker.engine.data import Splits, load_dataset
+from worker.engine.metrics import measure_model
 from worker.engine.models import CONV_INPUT_SIZE, build_model
+from worker.engine.pruning import Pruner, make_pruner
 from worker.engine.reporter import Reporter
-from worker.engine.training import CancelCheck, TrainConfig, evaluate, state_copy, train
+from worker.engine.training import CancelCheck, TrainConfig, TrainResult, evaluate, state_copy, train
 
 REWIND_SNAPSHOTS = (0, 1, 2, 3)  # epochs of the baseline training kept in the cache for rewinding
 MEASURE_UNITS = 0.25  # progress weight of pruning + measuring a step, in epochs
@@ -108,30 +111,56 @@ class Progress:
 # ---------------------------------------------------------------- schedules
 
 
+class OneShot:
+    """Every target of `sparsities` pruned from the same trained baseline, each with a fresh pruner."""
+
+    chained = False  # each step starts from the baseline
+
+    def __init__(self, sched: OneShotSchedule, sizes: dict[str, int], fixed: dict[str, float]):
+        self.sched, self.sizes, self.fixed = sched, sizes, fixed
+
+    def targets(self) -> list[tuple[float, dict[str, float]]]:
+        if self.fixed:
+            return [(weighted_mean(self.fixed, self.sizes), self.fixed) for _ in self.sched.sparsities]
+        return [(float(t), {}) for t in self.sched.sparsities]
+
+
+class Iterative:
+    """One model and one pruner for the whole job; round r prunes each layer to 1 - (1 - rate_l)^r."""
+
+    chained = True  # each round starts from the previous round's result
+    MAX_ROUNDS = 200
+
+    def __init__(self, sched: IterativeSchedule, sizes: dict[str, int], fixed: dict[str, float]):
+        self.sched, self.sizes, self.fixed = sched, sizes, fixed
+
+    def targets(self) -> list[tuple[float, dict[str, float]]]:
+        sched = self.sched
+        rates = {n: (sched.layer_rates or {}).get(n, sched.rate) for n in self.sizes}
+        per_layer = bool(self.fixed or sched.layer_rates)
+        steps: list[tuple[float, dict[str, float]]] = []
+        for r in range(1, (sched.rounds or self.MAX_ROUNDS) + 1):
+            layers = self.fixed or {n: 1.0 - (1.0 - rates[n]) ** r for n in self.sizes}
+            overall = weighted_mean(layers, self.sizes)
+            steps.append((overall, layers if per_layer else {}))
+            if sched.target is not None and overall >= sched.target - 1e-9:
+                break
+        return steps
+
+
+SCHEDULES = {"oneshot": OneShot, "iterative": Iterative}
+
+
+def make_schedule(spec: JobSpec, sizes: dict[str, int]) -> OneShot | Iterative:
+    """The schedule of a spec over the pruned layers' sizes (weights per layer)."""
+    fixed = dict(getattr(spec.method, "layer_sparsity", None) or {})  # magnitude's fixed per-layer map
+    return SCHEDULES[spec.schedule.kind](spec.schedule, sizes, fixed)
+
+
 def step_targets(spec: JobSpec, sizes: dict[str, int]) -> list[tuple[float, dict[str, float]]]:
     """(overall target, per-layer targets) of every step. The per-layer dict is empty when every layer
     gets the overall target, so global-scope pruners can spread it as they choose."""
-    method, sched = spec.method, spec.schedule
-    fixed = dict(method.layer_sparsity) if isinstance(method, MagnitudeMethod) and method.layer_sparsity else {}
-    if isinstance(sched, OneShotSchedule):
-        if fixed:
-            return [(weighted_mean(fixed, sizes), fixed) for _ in sched.sparsities]
-        return [(float(t), {}) for t in sched.sparsities]
-    assert isinstance(sched, IterativeSchedule)
-    rates = {n: (sched.layer_rates or {}).get(n, sched.rate) for n in sizes}
-    per_layer_given = bool(sched.layer_rates)
-    steps: list[tuple[float, dict[str, float]]] = []
-    max_rounds = sched.rounds if sched.rounds is not None else 200
-    for r in range(1, max_rounds + 1):
-        if fixed:
-            layers = fixed
-        else:
-            layers = {n: 1.0 - (1.0 - rates[n]) ** r for n in sizes}
-        overall = weighted_mean(layers, sizes)
-        steps.append((overall, layers if (fixed or per_layer_given) else {}))
-        if sched.target is not None and overall >= sched.target - 1e-9:
-            break
-    return steps
+    return make_schedule(spec, sizes).targets()
 
 
 # ---------------------------------------------------------------- baseline (trained or cached)
@@ -143,8 +172,6 @@ def _model_for(spec: JobSpec, splits: Splits, device: torch.device) -> nn.Module
 
 
 def _measure(model: nn.Module, pruner: Any, spec: JobSpec, splits: Splits, device: torch.device) -> dict:
-    from worker.engine.pruning import measure_model
-
     return measure_model(model, pruner, splits.shape, spec.measure.batch_size, device, spec.measure.latency)
 
 
@@ -250,9 +277,9 @@ def _restore(ckpt: dict, model: nn.Module, pruner: Any) -> nn.Module:
 
 def cpu_threads(spec: JobSpec, device: torch.device) -> int:
     """Intra-op threads for this job. The MLP's matrices are too small to gain from several threads, and
-    OpenMP threads that wait on each other collapse when the cores are shared (measured: the issue's
-    LeNet/digits spec took 100 s with 2 threads on this busy 2-core machine, 13 s with 1). OMP_NUM_THREADS
-    set by the user wins."""
+    OpenMP threads that wait on each other collapse when the cores are shared (measured: the LeNet-300-100
+    2x2 block-pruning example on digits took 100 s with 2 threads on 2 shared cores, 13 s with 1).
+    OMP_NUM_THREADS set by the user wins."""
     if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
     return 1 if spec.model == "lenet300_100" else torch.get_num_threads()
@@ -272,6 +299,147 @@ def run_job(
         torch.set_num_threads(previous_threads)
 
 
+class StepProgress:
+    """Progress within one step: its training parts one after another, each a share of the step's units."""
+
+    def __init__(self, report: Callable[[float, str], None], units: float):
+        self.report, self.units, self.trained = report, units, 0.0
+
+    def part(self, epochs: float) -> Callable[[float, str], None]:
+        start = self.trained
+        self.trained += epochs
+        return lambda fraction, message: self.report((start + fraction * epochs) / self.units, message)
+
+
+class Job:
+    """One job's data, schedule and baseline, and the parts of a step: prune, recover, measure."""
+
+    def __init__(self, spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.device, data_dir: Path):
+        self.spec, self.out_dir, self.reporter, self.device = spec, out_dir, reporter, device
+        self.check = CancelCheck(reporter)
+        self.splits = load_dataset(
+            spec.dataset,
+            data_dir,
+            device,
+            spec.train.val_fraction,
+            spec.seed,
+            image_size=None if spec.model == "lenet300_100" else CONV_INPUT_SIZE,
+        )
+        probe = _model_for(spec, self.splits, device)
+        self.schedule = make_schedule(spec, layer_sizes(probe, spec.pruned_layers()))
+        self.plans = self.schedule.targets()
+        self.step_units = spec.schedule.finetune_epochs + self.pruner_for(probe).train_epochs + MEASURE_UNITS
+        self.best_state: dict = {}
+        self.snapshots: dict[int, dict] = {}
+        self.base_metrics: dict = {}
+
+    def load_baseline(self, cache_dir: Path, progress: Progress) -> None:
+        self.best_state, self.snapshots, self.base_metrics = baseline(
+            self.spec, self.splits, self.device, cache_dir, self.reporter, progress, self.spec.train.epochs
+        )
+
+    def baseline_model(self) -> nn.Module:
+        model = _model_for(self.spec, self.splits, self.device)
+        model.load_state_dict(self.best_state)
+        return model
+
+    def pruner_for(self, model: nn.Module) -> Pruner:
+        return make_pruner(self.spec, model, self.splits.shape)
+
+    def starting_point(self, k: int, previous: tuple | None) -> tuple[nn.Module, Pruner, float]:
+        """(model, pruner, its test accuracy) that step k prunes: the previous step's result (chained
+        schedules), step k-1's checkpoint (a chained job resumed at k), else the baseline."""
+        if self.schedule.chained and previous is not None:
+            return previous
+        model = self.baseline_model()
+        pruner = self.pruner_for(model)
+        if self.schedule.chained and k > 0:
+            ckpt = torch.load(_checkpoint(self.out_dir, k - 1), map_location=self.device, weights_only=True)
+            return _restore(ckpt, model, pruner), pruner, ckpt["step"]["accuracy"]
+        return model, pruner, self.base_metrics["accuracy"]
+
+    def train(
+        self, model: nn.Module, pruner: Pruner, epochs: int, seed: int, label: str, on_progress, keep_best: bool = True
+    ) -> TrainResult:
+        sched = self.spec.schedule
+        cfg = TrainConfig.from_spec(self.spec.train, self.spec.dataset, epochs=epochs, lr=sched.finetune_lr)
+        return train(
+            model,
+            self.splits,
+            cfg,
+            pruner=pruner,
+            reporter=self.reporter,
+            seed=seed,
+            keep_best=keep_best,
+            label=label,
+            on_progress=on_progress,
+        )
+
+    def prune(self, model: nn.Module, pruner: Pruner, plan: tuple, seed: int, label: str, progress) -> nn.Module:
+        def train_fn(m: nn.Module, epochs: int, p: Pruner) -> None:
+            # The pruner's own training (group lasso's regularised epochs): no best-checkpoint selection.
+            self.train(m, p, epochs, seed, f"{label}: regularised training", progress.part(epochs), keep_best=False)
+
+        overall, per_layer = plan
+        model = pruner.prune(model, overall, per_layer, train_fn)
+        pruner.apply_masks(model)
+        return model
+
+    def recover(self, model: nn.Module, pruner: Pruner, seed: int, label: str, progress) -> TrainResult | None:
+        """schedule.after: fine-tune from the pruned weights, or rewind the survivors and retrain."""
+        sched = self.spec.schedule
+        if sched.after == "none" or sched.finetune_epochs == 0:
+            return None
+        if sched.after == "rewind":
+            pruner.rewind(model, self.snapshots[sched.rewind_epoch])
+        word = "retraining" if sched.after == "rewind" else "fine-tuning"
+        result = self.train(
+            model, pruner, sched.finetune_epochs, seed, f"{label}: {word}", progress.part(sched.finetune_epochs)
+        )
+        pruner.apply_masks(model)
+        return result
+
+    def run_step(
+        self, k: int, model: nn.Module, pruner: Pruner, accuracy_in: float, report: Callable[[float, str], None]
+    ) -> tuple[nn.Module, dict]:
+        """Prune, recover, measure and save step k; returns the pruned model and the step dict."""
+        started = time.perf_counter()
+        seed = self.spec.seed + k + 1
+        torch.manual_seed(seed)
+        label = f"step {k + 1}/{len(self.plans)}"
+        progress = StepProgress(report, self.step_units)
+        model = self.prune(model, pruner, self.plans[k], seed, label, progress)
+        accuracy_before, loss = evaluate(model, self.splits.test)
+        recovered = self.recover(model, pruner, seed, label, progress)
+        if recovered is None:
+            accuracy = accuracy_before
+            val_accuracy, _ = evaluate(model, self.splits.val)
+        else:
+            accuracy, loss = evaluate(model, self.splits.test)
+            val_accuracy = recovered.best_val_accuracy  # the model is left at its best-validation weights
+        self.check(force=True)
+        layers = pruner.layer_report(model)
+        total = sum(layer["params"] for layer in layers)
+        nonzero = sum(layer["nonzero"] for layer in layers)
+        step = {
+            "index": k,
+            "target_sparsity": self.plans[k][0],
+            "sparsity": 1.0 - nonzero / total if total else 0.0,
+            "accuracy": accuracy,
+            "accuracy_before_finetune": accuracy_before,
+            "accuracy_drop": accuracy_in - accuracy_before,
+            "val_accuracy": val_accuracy,
+            "loss": loss,
+            **_measure(model, pruner, self.spec, self.splits, self.device),
+            "seconds": 0.0,
+            "checkpoint": f"checkpoints/{_checkpoint(self.out_dir, k).name}",
+            "layers": layers,
+        }
+        step["seconds"] = time.perf_counter() - started
+        _save_checkpoint(_checkpoint(self.out_dir, k), model, pruner, self.spec, self.splits, step)
+        return model, step
+
+
 def _run_job(
     spec: JobSpec,
     out_dir: Path,
@@ -281,136 +449,29 @@ def _run_job(
     cache_dir: Path,
     completed_steps: int,
 ) -> dict:
-    from worker.engine.pruning import make_pruner
-
     started = time.perf_counter()
-    method, sched = spec.method, spec.schedule
-    check = CancelCheck(reporter)
-    splits = load_dataset(
-        spec.dataset,
-        data_dir,
-        device,
-        spec.train.val_fraction,
-        spec.seed,
-        image_size=None if spec.model == "lenet300_100" else CONV_INPUT_SIZE,
-    )
-    sizes = layer_sizes(_model_for(spec, splits, device), spec.pruned_layers())
-    targets = step_targets(spec, sizes)
-    if completed_steps < 0 or completed_steps > len(targets):
-        raise ValueError(f"completed_steps: must be between 0 and {len(targets)} (the job's steps)")
-
-    extra_epochs = method.epochs if isinstance(method, GroupLassoMethod) else 0
-    step_units = sched.finetune_epochs + extra_epochs + MEASURE_UNITS
-    remaining = len(targets) - completed_steps
-    progress = Progress(reporter, spec.train.epochs + remaining * step_units)
-    best_state, snapshots, base_metrics = baseline(
-        spec, splits, device, cache_dir, reporter, progress, spec.train.epochs
-    )
-    reporter.on_baseline(base_metrics)
-
-    finetune_cfg = TrainConfig.from_spec(spec.train, spec.dataset, epochs=sched.finetune_epochs, lr=sched.finetune_lr)
-
-    def baseline_model() -> nn.Module:
-        model = _model_for(spec, splits, device)
-        model.load_state_dict(best_state)
-        return model
-
-    model: nn.Module | None = None
-    pruner = None
-    # Accuracy of the model a step prunes (seed 003's drop = this minus the accuracy right after pruning):
-    # the baseline, or for iterative rounds after the first the previous round's result.
-    accuracy_in = base_metrics["accuracy"]
-    if isinstance(sched, IterativeSchedule):
-        model = baseline_model()
-        pruner = make_pruner(spec, model, splits.shape)
-        if completed_steps > 0:
-            ckpt = torch.load(_checkpoint(out_dir, completed_steps - 1), map_location=device, weights_only=True)
-            model = _restore(ckpt, model, pruner)
-            accuracy_in = ckpt["step"]["accuracy"]
-
+    job = Job(spec, out_dir, reporter, device, data_dir)
+    if not 0 <= completed_steps <= len(job.plans):
+        raise ValueError(f"completed_steps: must be between 0 and {len(job.plans)} (the job's steps)")
+    progress = Progress(reporter, spec.train.epochs + (len(job.plans) - completed_steps) * job.step_units)
+    job.load_baseline(cache_dir, progress)
+    reporter.on_baseline(job.base_metrics)
     steps: list[dict] = []
-    for k in range(completed_steps, len(targets)):
-        check(force=True)
-        step_started = time.perf_counter()
-        torch.manual_seed(spec.seed + k + 1)
-        overall, per_layer = targets[k]
-        if isinstance(sched, OneShotSchedule):
-            model = baseline_model()
-            pruner = make_pruner(spec, model, splits.shape)
-        label = f"step {k + 1}/{len(targets)}"
-        report = progress.part(step_units)
-        done_units = [0.0]
-
-        def train_fn(m: nn.Module, epochs: int, p: Any) -> None:
-            # The pruner's own training (group lasso's regularised epochs): no best-checkpoint selection.
-            cfg = TrainConfig.from_spec(spec.train, spec.dataset, epochs=epochs, lr=sched.finetune_lr)
-            start = done_units[0]
-            train(
-                m,
-                splits,
-                cfg,
-                pruner=p,
-                reporter=reporter,
-                seed=spec.seed + k + 1,
-                keep_best=False,
-                label=f"{label}: regularised training",
-                on_progress=lambda f, msg: report((start + f * epochs) / step_units, msg),
-            )
-            done_units[0] += epochs
-
-        model = pruner.prune(model, overall, per_layer, train_fn)
-        pruner.apply_masks(model)
-        accuracy_before, loss = evaluate(model, splits.test)
-        if sched.after != "none" and sched.finetune_epochs > 0:
-            if sched.after == "rewind":
-                pruner.rewind(model, snapshots[sched.rewind_epoch])
-            start = done_units[0]
-            tuned = train(
-                model,
-                splits,
-                finetune_cfg,
-                pruner=pruner,
-                reporter=reporter,
-                seed=spec.seed + k + 1,
-                label=f"{label}: {'retraining' if sched.after == 'rewind' else 'fine-tuning'}",
-                on_progress=lambda f, msg: report((start + f * sched.finetune_epochs) / step_units, msg),
-            )
-            pruner.apply_masks(model)
-            accuracy, loss = evaluate(model, splits.test)
-            val_accuracy = tuned.best_val_accuracy  # the model is left at its best-validation weights
-        else:
-            accuracy = accuracy_before
-            val_accuracy, _ = evaluate(model, splits.val)
-        check(force=True)
-        layers = pruner.layer_report(model)
-        total = sum(layer["params"] for layer in layers)
-        nonzero = sum(layer["nonzero"] for layer in layers)
-        measured = _measure(model, pruner, spec, splits, device)
-        step = {
-            "index": k,
-            "target_sparsity": overall,
-            "sparsity": 1.0 - nonzero / total if total else 0.0,
-            "accuracy": accuracy,
-            "accuracy_before_finetune": accuracy_before,
-            "accuracy_drop": accuracy_in - accuracy_before,
-            "val_accuracy": val_accuracy,
-            "loss": loss,
-            **measured,
-            "seconds": 0.0,
-            "checkpoint": f"checkpoints/{_checkpoint(out_dir, k).name}",
-            "layers": layers,
-        }
-        step["seconds"] = time.perf_counter() - step_started
-        _save_checkpoint(_checkpoint(out_dir, k), model, pruner, spec, splits, step)
-        progress.advance(step_units, f"{label} done: sparsity {step['sparsity']:.3f}, accuracy {accuracy:.4f}")
+    previous = None
+    for k in range(completed_steps, len(job.plans)):
+        job.check(force=True)
+        model, pruner, accuracy_in = job.starting_point(k, previous)
+        model, step = job.run_step(k, model, pruner, accuracy_in, progress.part(job.step_units))
+        message = (
+            f"step {k + 1}/{len(job.plans)} done: sparsity {step['sparsity']:.3f}, accuracy {step['accuracy']:.4f}"
+        )
+        progress.advance(job.step_units, message)
         reporter.on_step(step)
         steps.append(step)
-        if isinstance(sched, IterativeSchedule):
-            accuracy_in = accuracy
-
+        previous = (model, pruner, step["accuracy"])
     return {
         "spec": spec.model_dump(mode="json"),
-        "baseline": base_metrics,
+        "baseline": job.base_metrics,
         "steps": steps,
         "device": str(device),
         "seconds": time.perf_counter() - started,
@@ -419,8 +480,6 @@ def _run_job(
 
 def load_checkpoint_model(path: Path, map_location: str = "cpu") -> nn.Module:
     """The model stored in a step checkpoint (for users and tests); reads with weights_only=True."""
-    from worker.engine.pruning import make_pruner
-
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     spec = JobSpec.model_validate(ckpt["spec"])
     in_shape = tuple(ckpt["in_shape"])

@@ -112,6 +112,7 @@ class Pruner:
     """The interface the runner uses. Subclasses implement prune()."""
 
     method = "none"
+    train_epochs = 0  # epochs of its own training inside prune() (group lasso's regularised epochs)
 
     def __init__(self, layer_names: list[str]):
         self.layer_names = list(layer_names)

@@ -41,6 +41,10 @@ class GroupLassoPruner(ChannelPruner):
         self.threshold = float(threshold)
         self.regularising = False
 
+    @property
+    def train_epochs(self) -> int:
+        return self.epochs
+
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         if not self.regularising:
             return None
