@@ -1,9 +1,9 @@
-"""Channel (filter) pruning that physically removes channels with Torch-Pruning's DependencyGraph.
+"""Channel (filter) pruning that physically removes channels with Torch-Pruning (tp.pruner.BasePruner).
 
 Channels are removed per dependency group: a group couples every layer whose output channels must stay
 aligned (a conv and its BN, all convs feeding one residual sum) with the layers that consume them
 (their input channels). A group is pruned only if all its output layers are selected layers; the final
-classifier's outputs are never pruned.
+classifier's outputs are never pruned (both: Torch-Pruning's ignored_layers).
 
 Sparsity target = fraction of the selected layers' ORIGINAL weights removed (removing half the channels
 of a middle conv removes ~75 % of its weights, since its input channels shrink too). The number of
@@ -11,6 +11,12 @@ channels to remove per group comes from a uniform channel ratio found by bisecti
 simulation of the resulting layer sizes (layers named in the per-layer map get their own ratio).
 Iterative rounds remove more from the already smaller model; the target stays relative to the
 original weights.
+
+The number of channels each group loses is planned here, Torch-Pruning ranks them (tp.importance) and
+removes them (BasePruner.step with a per-root pruning_ratio_dict). Its round_to is not used: it is one
+multiple for every group and rounds down, while the plan aligns by a group's width (channel_alignment)
+and must know the rounded counts to reach a weight-sparsity target, so it hands over exact counts.
+Torch-Pruning's pruning history rebuilds the smaller structure on a fresh model (restructure, on resume).
 
 The pruner remembers which original output/input channels of each selected layer survive, so reports
 show the layer in its original 2-D view with removed rows (filters) and columns (input channels).
@@ -54,15 +60,12 @@ def _in_channels(module: nn.Module) -> int:
     return module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
 
 
-def out_pruning_fn(module: nn.Module):
-    return tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
-
-
 class _GroupInfo:
     """A prunable dependency group: its root layer, channel count and the selected layers it shrinks."""
 
-    def __init__(self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]], conv: bool):
+    def __init__(self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]], conv: bool, group):
         self.root = root
+        self.group = group  # the Torch-Pruning group with every channel (for scores)
         self.conv = conv
         self.channels = channels
         self.outs = outs  # selected layers whose output channels are the group's channels
@@ -85,45 +88,54 @@ class ChannelPruner(Pruner):
         self.keep_out = {n: torch.arange(_out_channels(m)) for n, m in layers.items()}
         self.keep_in = {n: torch.arange(_in_channels(m)) for n, m in layers.items()}
         self._reference = copy.deepcopy(model).cpu().eval()
+        self.history: list[list] = []  # Torch-Pruning's pruning history: [root name, out?, indices] per removal
 
     # --- structure -------------------------------------------------------------------------------
-    def _graph(self, model: nn.Module) -> tp.DependencyGraph:
+    def _tp(self, model: nn.Module, remove: dict[nn.Module, int] | None = None) -> tp.pruner.BasePruner:
+        """A Torch-Pruning pruner over the selected layers that removes `remove[root]` channels of each
+        group root's group when stepped (no ratio: nothing)."""
         device = next(model.parameters()).device
+        selected = set(self.layer_names) - {self.classifier}
+        ignored = [m for n, m in model.named_modules() if isinstance(m, PRUNABLE) and n not in selected]
+        # (count - 0.5) / channels: Torch-Pruning keeps int(channels * (1 - ratio)), exactly channels - count
+        ratios = {m: (count - 0.5) / _out_channels(m) for m, count in (remove or {}).items() if count > 0}
         was_training = model.training
         model.eval()  # tracing runs a forward pass: keep BN running statistics untouched
         try:
             with torch.enable_grad():
-                graph = tp.DependencyGraph().build_dependency(
-                    model, example_inputs=self.example_input.to(device), verbose=False
+                return tp.pruner.BasePruner(
+                    model,
+                    self.example_input.to(device),
+                    importance=self.channel_scores,
+                    pruning_ratio=0.0,
+                    pruning_ratio_dict=ratios,
+                    ignored_layers=ignored,
+                    root_module_types=[nn.Conv2d, nn.Linear],
                 )
         finally:
             model.train(was_training)
-        return graph
 
-    def _groups(self, graph: tp.DependencyGraph, model: nn.Module) -> list[_GroupInfo]:
+    def _groups(self, pruner: tp.pruner.BasePruner, model: nn.Module) -> list[_GroupInfo]:
+        """The prunable groups (full channel index lists) with the selected layers each one shrinks."""
         names = {m: n for n, m in model.named_modules()}
-        selected = set(self.layer_names)
-        groups, covered = [], set()
-        for name, module in find_layers(model, self.layer_names).items():
-            if name == self.classifier or name in covered:
-                continue
-            channels = _out_channels(module)
-            group = graph.get_pruning_group(module, out_pruning_fn(module), idxs=list(range(channels)))
-            outs, ins, prunable = [], [], True
+        graph = pruner.DG
+        groups = []
+        for group in graph.get_all_groups(
+            ignored_layers=pruner.ignored_layers, root_module_types=[nn.Conv2d, nn.Linear]
+        ):
+            root = group[0].dep.target.module
+            channels = _out_channels(root)
+            outs, ins = [], []
             for dep, idxs in group:
-                target = dep.target.module
-                if not isinstance(target, PRUNABLE):
+                name = names.get(dep.target.module)
+                if name not in self.keep_out:
                     continue
-                target_name = names.get(target)
                 if graph.is_out_channel_pruning_fn(dep.handler):
-                    if target_name not in selected or target_name == self.classifier:
-                        prunable = False
-                    outs.append(target_name)
-                elif graph.is_in_channel_pruning_fn(dep.handler) and target_name in selected:
-                    ins.append((target_name, len(idxs) / channels))
-            covered.update(outs)
-            if prunable and channels > 1:
-                groups.append(_GroupInfo(name, channels, outs, ins, isinstance(module, nn.Conv2d)))
+                    outs.append(name)
+                elif graph.is_in_channel_pruning_fn(dep.handler):
+                    ins.append((name, len(idxs) / channels))
+            if channels > 1:
+                groups.append(_GroupInfo(names[root], channels, outs, ins, isinstance(root, nn.Conv2d), group))
         return groups
 
     def _layer_numels(self, model: nn.Module) -> dict[str, int]:
@@ -216,7 +228,8 @@ class ChannelPruner(Pruner):
             if shared:
                 bisect(shared, shared_layers, shared_target)
 
-    def _importance(self, group) -> torch.Tensor:
+    def channel_scores(self, group) -> torch.Tensor:
+        """Score per channel of a group (lower = removed first): Torch-Pruning's importance."""
         if self.importance == "bn_scale":
             score = tp.importance.BNScaleImportance(normalizer=None)(group)
             if score is not None:
@@ -224,28 +237,21 @@ class ChannelPruner(Pruner):
         p = 2 if self.importance == "l2" else 1  # bn_scale without a BN in the group falls back to L1
         return tp.importance.GroupMagnitudeImportance(p=p, normalizer=None)(group)
 
-    def channel_scores(self, group, module: nn.Module) -> torch.Tensor:
-        """Score per channel of a full group (lower = removed first)."""
-        return self._importance(group)
-
-    def _remove(self, model: nn.Module, graph: tp.DependencyGraph, groups: list[_GroupInfo]) -> None:
+    def _remove(self, model: nn.Module, groups: list[_GroupInfo]) -> None:
+        """Remove the planned channels with Torch-Pruning, tracking which original channels survive."""
         modules = dict(model.named_modules())
         names = {m: n for n, m in modules.items()}
-        for g in groups:
-            if g.remove <= 0:
-                continue
-            root = modules[g.root]
-            full = graph.get_pruning_group(root, out_pruning_fn(root), idxs=list(range(g.channels)))
-            scores = self.channel_scores(full, root)
-            idxs = sorted(torch.argsort(scores.cpu(), stable=True)[: g.remove].tolist())
-            group = graph.get_pruning_group(root, out_pruning_fn(root), idxs=idxs)
-            for dep, dep_idxs in group:
+        pruner = self._tp(model, {modules[g.root]: g.remove for g in groups})
+        graph = pruner.DG
+        for group in pruner.step(interactive=True):
+            for dep, idxs in group:
                 name = names.get(dep.target.module)
                 if name in self.keep_out and graph.is_out_channel_pruning_fn(dep.handler):
-                    self.keep_out[name] = _drop(self.keep_out[name], dep_idxs)
+                    self.keep_out[name] = _drop(self.keep_out[name], idxs)
                 elif name in self.keep_in and graph.is_in_channel_pruning_fn(dep.handler):
-                    self.keep_in[name] = _drop(self.keep_in[name], dep_idxs)
+                    self.keep_in[name] = _drop(self.keep_in[name], idxs)
             group.prune()
+        self.history += [list(entry) for entry in pruner.pruning_history()]
 
     # --- the Pruner interface -------------------------------------------------------------------
     def prune(
@@ -253,10 +259,9 @@ class ChannelPruner(Pruner):
     ) -> nn.Module:
         layer_sparsity = layer_sparsity or {}
         targets = self.targets_for(sparsity, layer_sparsity)
-        graph = self._graph(model)
-        groups = self._groups(graph, model)
+        groups = self._groups(self._tp(model), model)
         self._plan(model, groups, targets, layer_sparsity)
-        self._remove(model, graph, groups)
+        self._remove(model, groups)
         self.targets = targets
         return model
 
@@ -264,18 +269,10 @@ class ChannelPruner(Pruner):
         return self._reference
 
     def restructure(self, model: nn.Module) -> nn.Module:
-        """Remove from a freshly built model the channels this pruner removed (for loading a checkpoint)."""
-        graph = self._graph(model)
-        modules = dict(model.named_modules())
-        for name in self.layer_names:
-            module = modules[name]
-            channels = _out_channels(module)
-            if name == self.classifier or channels != self.original_shapes[name][0]:
-                continue
-            kept = set(self.keep_out[name].tolist())
-            removed = [i for i in range(channels) if i not in kept]
-            if removed:
-                graph.get_pruning_group(module, out_pruning_fn(module), idxs=removed).prune()
+        """Remove from a freshly built model the channels this pruner removed (Torch-Pruning's pruning
+        history replayed), so a checkpoint of the smaller model loads into it."""
+        if self.history:
+            self._tp(model).load_pruning_history([list(entry) for entry in self.history])
         return model
 
     def rewind(self, model: nn.Module, state: dict) -> None:
@@ -317,12 +314,16 @@ class ChannelPruner(Pruner):
             **super().state_dict(),
             "keep_out": {n: t.clone() for n, t in self.keep_out.items()},
             "keep_in": {n: t.clone() for n, t in self.keep_in.items()},
+            "history": [list(entry) for entry in self.history],
         }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.keep_out = {n: t.clone() for n, t in state["keep_out"].items()}
         self.keep_in = {n: t.clone() for n, t in state["keep_in"].items()}
+        if "history" not in state:
+            raise ValueError("pruner state: no pruning history (saved by an older version); run the job again")
+        self.history = [list(entry) for entry in state["history"]]
 
 
 def _numel(shape) -> int:

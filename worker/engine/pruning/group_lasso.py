@@ -13,10 +13,13 @@ removals as a floor). A target already exceeded by the threshold is left exceede
 from __future__ import annotations
 
 import torch
+import torch_pruning as tp
 from torch import nn
 
 from worker.engine.pruning.base import PRUNABLE, find_layers
-from worker.engine.pruning.channel import ChannelPruner, out_pruning_fn
+from worker.engine.pruning.channel import ChannelPruner
+
+OUT_CHANNELS = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
 
 
 def filter_norms(weight: torch.Tensor) -> torch.Tensor:
@@ -52,13 +55,12 @@ class GroupLassoPruner(ChannelPruner):
         total = sum(filter_norms(m.weight).sum() for m in layers.values())
         return self.strength * total if layers else None
 
-    def channel_scores(self, group, module: nn.Module) -> torch.Tensor:
+    def channel_scores(self, group) -> torch.Tensor:
         """Per channel: the largest relative filter norm over the group's output layers."""
         score = None
-        graph = group._DG
         for dep, idxs in group:
-            target = dep.target.module
-            if isinstance(target, PRUNABLE) and graph.is_out_channel_pruning_fn(dep.handler):
+            target = dep.layer
+            if isinstance(target, PRUNABLE) and dep.pruning_fn in OUT_CHANNELS:
                 norms = filter_norms(target.weight.detach())[list(idxs)]
                 relative = norms / norms.max().clamp_min(1e-12)
                 score = relative if score is None else torch.maximum(score, relative)
@@ -77,17 +79,12 @@ class GroupLassoPruner(ChannelPruner):
                 train_fn(model, self.epochs, self)
             finally:
                 self.regularising = False
-        graph = self._graph(model)
-        groups = self._groups(graph, model)
-        modules = dict(model.named_modules())
-        floor = {}
-        for g in groups:
-            root = modules[g.root]
-            full = graph.get_pruning_group(root, out_pruning_fn(root), idxs=list(range(g.channels)))
-            below = int((self.channel_scores(full, root) < self.threshold).sum())
-            floor[g.root] = min(below, g.channels - 1)
+        groups = self._groups(self._tp(model), model)
+        floor = {
+            g.root: min(int((self.channel_scores(g.group) < self.threshold).sum()), g.channels - 1) for g in groups
+        }
         self._plan(model, groups, targets, layer_sparsity, floor=floor)
-        self._remove(model, graph, groups)
+        self._remove(model, groups)
         self.targets = targets
         return model
 
