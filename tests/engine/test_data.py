@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from worker.engine.data import DatasetMissing, augment_batch, load_dataset, read_idx
+from worker.engine.data import DatasetMissing, augment_batch, load_dataset
 
-from .conftest import make_cifar_files, make_mnist_files, write_idx
+from .conftest import make_cifar_files, make_mnist_files
 
 
 def test_digits_split_and_scale(tmp_path):
@@ -47,12 +47,6 @@ def test_fashion_mnist_uses_its_own_folder(tmp_path):
     make_mnist_files(tmp_path, folder="FashionMNIST", n_train=30, n_test=10)
     splits = load_dataset("fashion_mnist", tmp_path, "cpu", 0.1, seed=0, download=False)
     assert len(splits.test) == 10
-
-
-def test_read_idx_roundtrip(tmp_path):
-    data = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    write_idx(tmp_path / "x-idx3-ubyte", data)
-    assert np.array_equal(read_idx(tmp_path / "x-idx3-ubyte"), data)
 
 
 @pytest.mark.parametrize("as_archive", [False, True])

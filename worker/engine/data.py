@@ -2,9 +2,10 @@
 
 - digits: scikit-learn's load_digits (1797 8x8 images, built in), scaled to [0, 1], a fixed stratified
   train/test split (test = 360 images, random_state 0).
-- mnist, fashion_mnist: the idx files under DATA_DIR/MNIST/raw and DATA_DIR/FashionMNIST/raw (plain or .gz),
-  the layout torchvision.datasets uses; cifar10: the python pickle batches under
-  DATA_DIR/cifar-10-batches-py (or the cifar-10-python.tar.gz archive beside it, extracted on first use).
+- mnist, fashion_mnist: torchvision.datasets.MNIST / FashionMNIST over the idx files under DATA_DIR/MNIST/raw
+  and DATA_DIR/FashionMNIST/raw (a .gz without its plain file is extracted first, as torchvision's download
+  does); cifar10: the python pickle batches under DATA_DIR/cifar-10-batches-py (or the
+  cifar-10-python.tar.gz archive beside it, extracted on first use), read here (see read_cifar_batches).
   Missing files are downloaded through torchvision.datasets when the network allows; otherwise
   DatasetMissing names the directory and the files expected.
 
@@ -17,7 +18,6 @@ has the background value.
 
 from __future__ import annotations
 
-import gzip
 import pickle
 import socket
 import tarfile
@@ -87,28 +87,18 @@ class Splits:
 # ---------------------------------------------------------------- readers of the real file formats
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An idx (ubyte) file as MNIST ships it, plain or gzip-compressed."""
-    raw = bytearray(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte idx file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: expected {int(np.prod(dims))} values for shape {dims}, found {data.size}")
-    return data.reshape(dims)
-
-
-def _idx_path(raw_dir: Path, stem: str) -> Path | None:
-    for candidate in (raw_dir / stem, raw_dir / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _idx_missing(raw_dir: Path) -> list[str]:
-    return [stem for pair in IDX_FILES.values() for stem in pair if _idx_path(raw_dir, stem) is None]
+    """The idx files torchvision.datasets.MNIST reads that are not there; a .gz beside a missing file
+    is extracted (torchvision reads only the plain files)."""
+    from torchvision.datasets.utils import extract_archive
+
+    missing = []
+    for stem in (stem for pair in IDX_FILES.values() for stem in pair):
+        if not (raw_dir / stem).is_file() and (raw_dir / f"{stem}.gz").is_file():
+            extract_archive(str(raw_dir / f"{stem}.gz"), str(raw_dir))
+        if not (raw_dir / stem).is_file():
+            missing.append(stem)
+    return missing
 
 
 def _cifar_missing(data_dir: Path) -> list[str]:
@@ -122,6 +112,8 @@ def _cifar_missing(data_dir: Path) -> list[str]:
 
 
 def read_cifar_batches(folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 python pickle batches. Not torchvision.datasets.CIFAR10: it md5-checks every batch file
+    against the published ones (even with download=False) and refuses any other CIFAR-format files."""
     xs, ys = [], []
     for name in names:
         with open(folder / name, "rb") as f:
@@ -133,19 +125,22 @@ def read_cifar_batches(folder: Path, names: list[str]) -> tuple[np.ndarray, np.n
 
 def _download(name: str, data_dir: Path) -> None:
     """Fetch a dataset through torchvision.datasets; errors are swallowed (the caller re-checks files)."""
-    import torchvision.datasets as tvd
-
-    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         for train in (True, False):
-            cls(str(data_dir), train=train, download=True)
+            _torchvision_class(name)(str(data_dir), train=train, download=True)
     except Exception:  # no network, a mirror down, a full disk: reported as missing files below
         pass
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _torchvision_class(name: str):
+    import torchvision.datasets as tvd
+
+    return {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
 
 
 def _missing_error(name: str, where: Path, files: list[str]) -> DatasetMissing:
@@ -169,10 +164,9 @@ def _load_raw(name: str, data_dir: Path, download: bool) -> tuple[np.ndarray, np
         if missing:
             raise _missing_error(name, raw_dir, missing)
         out = []
-        for images, labels in IDX_FILES.values():
-            x = read_idx(_idx_path(raw_dir, images))
-            y = read_idx(_idx_path(raw_dir, labels)).astype(np.int64)
-            out += [x[:, None, :, :], y]
+        for train in (True, False):
+            split = _torchvision_class(name)(str(data_dir), train=train, download=False)
+            out += [split.data[:, None].numpy(), split.targets.numpy().astype(np.int64)]
         return tuple(out)
     if name == "cifar10":
         if _cifar_missing(data_dir) and download:
