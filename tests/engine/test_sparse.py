@@ -58,14 +58,25 @@ def test_realise_keeps_outputs_and_leaves_the_model_alone():
     pruner = BlockPruner(["0", "2"], (16, 16))
     pruner.prune(model, 0.9, None, None)
     realised, forms = realise(model, ["0", "2"], 32, "cpu", (16, 16))
-    assert set(forms) == {"0", "2"} and model_form(forms) in ("dense", "csr", "bsr")
-    for name, form in forms.items():
+    assert set(forms) == {"0", "2"}
+    for name, form in forms.items():  # each reported form is the module that really sits there
         layer = realised.get_submodule(name)
-        assert (form == "dense") == isinstance(layer, nn.Linear)
+        if form == "dense":
+            assert type(layer) is nn.Linear
+        elif form == "csr":
+            assert isinstance(layer, CSRLinear) and layer.weight.layout == torch.sparse_csr
+        else:
+            assert isinstance(layer, BSRLinear) and form == f"bsr{layer.blocksize[0]}x{layer.blocksize[1]}"
     assert isinstance(model[0], nn.Linear)  # the training model is untouched
     x = torch.randn(32, 256)
     with torch.inference_mode():
         assert torch.allclose(realised(x), model(x), atol=1e-5)
+
+
+def test_model_form_names_the_sparsest_layout_present():
+    assert model_form({"a": "dense", "b": "csr", "c": "bsr16x16"}) == "bsr"
+    assert model_form({"a": "csr", "b": "dense"}) == "csr"
+    assert model_form({"a": "dense"}) == "dense" and model_form({}) == "dense"
 
 
 def test_time_ms_is_a_median_of_positive_times():

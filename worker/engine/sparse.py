@@ -9,6 +9,7 @@ than the dense one, it stays dense. Conv layers stay dense. Channel-pruned model
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import statistics
@@ -83,20 +84,7 @@ def time_ms(
     fn: Callable[[], object], device: torch.device | str, repeats: int = 20, warmup: int = 3, budget_s: float = 2.0
 ) -> float:
     """Median wall time of fn() in ms, after warm-up, device synchronised; stops early past budget_s."""
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        synchronize(device)
-        times = []
-        started = time.perf_counter()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            synchronize(device)
-            times.append((time.perf_counter() - t0) * 1e3)
-            if time.perf_counter() - started > budget_s and len(times) >= 3:
-                break
-    return statistics.median(times)
+    return interleaved_ms({"fn": fn}, device, repeats, warmup, budget_s)["fn"]
 
 
 def interleaved_times(
@@ -105,14 +93,16 @@ def interleaved_times(
     repeats: int = 10,
     warmup: int = 2,
     budget_s: float = 5.0,
+    inference: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Median ms of each fn, run in turn (a, b, c, a, b, c, ...) so that load on a shared machine hits
-    every candidate alike; warm-up rounds first, device synchronised; stops early past budget_s (after
-    at least 3 rounds). Returns {name: {"wall": ms, "cpu": ms}}; "cpu" is the calling thread's CPU time,
-    which waiting for a busy CPU does not inflate (meaningful with torch.set_num_threads(1) on a CPU)."""
+    """The one timer: median ms of each fn, run in turn (a, b, c, a, b, c, ...) so that load on a shared
+    machine hits every candidate alike; warm-up rounds first, device synchronised; stops early past
+    budget_s (after at least 3 rounds). Returns {name: {"wall": ms, "cpu": ms}}; "cpu" is the calling
+    thread's CPU time, which waiting for a busy CPU does not inflate (meaningful with
+    torch.set_num_threads(1) on a CPU). inference: run under torch.inference_mode."""
     wall: dict[str, list[float]] = {name: [] for name in fns}
     cpu: dict[str, list[float]] = {name: [] for name in fns}
-    with torch.inference_mode():
+    with torch.inference_mode() if inference else contextlib.nullcontext():
         for _ in range(warmup):
             for fn in fns.values():
                 fn()
@@ -182,11 +172,6 @@ def choose_linear_form(
     return options[best], best, timings
 
 
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
-
-
 def realise(
     model: nn.Module,
     linear_names: list[str],
@@ -205,7 +190,7 @@ def realise(
         module, form, _ = choose_linear_form(layer, batch_size, device, preferred_block)
         forms[name] = form
         if form != "dense":
-            _set_module(realised, name, module)
+            realised.set_submodule(name, module)
     return realised, forms
 
 
