@@ -17,7 +17,7 @@ from core.spec import MODELS
 CONV_INPUT_SIZE = 32
 
 VGG_CFG: dict[str, list] = {
-    # seed 001: 8 conv + BN layers
+    # the 8-layer VGG (8 conv + BN layers) of the VGG fine-grained and channel pruning experiments
     "vgg": [64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     # VGG-16's 13 conv layers; the last pool is left to the global average pool.
     "vgg16_bn": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
@@ -73,7 +73,8 @@ def _resnet18(in_channels: int, num_classes: int, head: bool) -> nn.Module:
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     if head:
-        # seed 000: an added fully connected head 512-300-classes; only it is pruned by default.
+        # the block pruning paper's ResNet-18 with an added fully connected head 512-300-classes; only the
+        # head is pruned by default.
         model.fc = nn.Sequential(nn.Linear(512, 300), nn.ReLU(inplace=True), nn.Linear(300, num_classes))
     return model
 
