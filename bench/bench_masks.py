@@ -2,36 +2,67 @@
 
     .venv/bin/python bench/bench_masks.py [--size 8192] [--block 4] [--threads N] [--repeats 5]
 
-Times (median of --repeats after one warm-up): the block scores, the block keep grid (scores +
-exact-count selection), the element mask (grid expanded to 8192 x 8192), and a whole BlockPruner.prune
-of a Linear layer of that size (mask + zeroing the weight), for each score.
+Times (median of --repeats after one warm-up, worker.engine.sparse.interleaved_times): the block scores,
+the block keep grid (scores + exact-count selection), the element mask (grid expanded to 8192 x 8192),
+and a whole BlockPruner.prune of a Linear layer of that size (mask + zeroing the weight), for each score.
+Then the hand-written pieces side by side with the library route, interleaved in one run: the sampled
+k-th value vs torch.kthvalue (over the block scores), and the mean_abs block scores vs F.avg_pool2d and
+vs unfold + mean.
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from worker.engine.pruning.base import kth_smallest  # noqa: E402
 from worker.engine.pruning.block import BlockPruner, block_mask, block_scores, expand_blocks  # noqa: E402
+from worker.engine.sparse import interleaved_times  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> tuple[float, float]:
     """(wall ms, this thread's CPU ms): medians after one warm-up. CPU time is not inflated by waiting
-    for a busy machine's cores (exact with --threads 1)."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        wall.append((time.perf_counter() - t0) * 1e3)
-        cpu.append((time.thread_time() - c0) * 1e3)
-    return statistics.median(wall), statistics.median(cpu)
+    for the cores of a shared machine (exact with --threads 1)."""
+    times = interleaved_times({"fn": fn}, "cpu", repeats, warmup=1, budget_s=600.0, inference=False)
+    return times["fn"]["wall"], times["fn"]["cpu"]
+
+
+def library_table(weight: torch.Tensor, block: tuple[int, int], repeats: int) -> None:
+    """Ours vs the library route, each pair interleaved in one run, with the ratio."""
+    scores = block_scores(weight, block, "mean_abs").reshape(-1)
+    k = scores.numel() // 2
+    r, c = block
+    ours_scores = ("block_scores", lambda: block_scores(weight, block, "mean_abs"))
+    rows = [  # (what, (ours, fn), (library route, fn))
+        (
+            f"k-th value of {scores.numel():,} scores",
+            ("sampled kth_smallest", lambda: kth_smallest(scores, k)),
+            ("torch.kthvalue", lambda: scores.kthvalue(k)),
+        ),
+        (
+            "mean_abs block scores",
+            ours_scores,
+            ("F.avg_pool2d(|w|)", lambda: F.avg_pool2d(weight.abs()[None, None], block)),
+        ),
+        (
+            "mean_abs block scores",
+            ours_scores,
+            ("unfold + mean", lambda: weight.abs().unfold(0, r, r).unfold(1, c, c).mean(dim=(2, 3))),
+        ),
+    ]
+    assert torch.equal(kth_smallest(scores, k), scores.kthvalue(k).values)
+    pooled = F.avg_pool2d(weight.abs()[None, None], block)[0, 0]
+    assert torch.allclose(block_scores(weight, block, "mean_abs"), pooled / pooled.max(), rtol=1e-4, atol=1e-6)
+    print(f"\n{'what':<34}{'ours':<22}{'ms':>8}{'library':>24}{'ms':>8}{'library / ours':>16}")
+    for what, (ours, fn_ours), (lib, fn_lib) in rows:
+        ms = interleaved_times({ours: fn_ours, lib: fn_lib}, "cpu", repeats, warmup=1, budget_s=600.0)
+        a, b = ms[ours]["wall"], ms[lib]["wall"]
+        print(f"{what:<34}{ours:<22}{a:>8.1f}{lib:>24}{b:>8.1f}{b / a:>15.2f}x")
 
 
 def main() -> None:
@@ -81,6 +112,7 @@ def main() -> None:
         f"element mask {mask_ms[0]:.1f} / {mask_ms[1]:.1f} ms; "
         f"= {mask_ms[1] / one_pass[1]:.1f}x the CPU time of one pass over the weight"
     )
+    library_table(weight, b, args.repeats)
 
 
 if __name__ == "__main__":
