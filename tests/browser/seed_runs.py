@@ -134,6 +134,46 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
     return out
 
 
+def _store_run(
+    session, spec: dict, method: str, steps: int, rng: np.random.Generator, status: str, cached: bool
+) -> int:
+    baseline = 0.975 - rng.uniform(0, 0.02)
+    step_dicts = make_steps(method, spec, steps, rng, baseline)
+    if status != "succeeded":
+        step_dicts = step_dicts[: steps // 2]
+    first = step_dicts[0]
+    job = store.create_job(session, parse_spec(spec))
+    store.set_status(session, job.id, "running")
+    store.set_baseline(
+        session,
+        job.id,
+        {
+            "accuracy": baseline,
+            "loss": 0.1,
+            "val_accuracy": baseline,
+            "params_total": first["params_total"],
+            "params_nonzero": first["params_total"],
+            "size_dense_bytes": first["size_dense_bytes"],
+            "flops": first["flops_dense"],
+            "train_seconds": 1.0,
+            "cached": cached,
+            "device": "cpu",
+            "latency": {
+                **first["latency"],
+                "realised_ms": first["latency"]["dense_ms"],
+                "speedup": 1.0,
+                "form": "dense",
+            },
+        },
+    )
+    for step in step_dicts:
+        store.add_step(session, job.id, step)
+    store.set_progress(session, job.id, len(step_dicts) / steps)
+    error = "RuntimeError: CUDA out of memory (a made-up failure for the page tests)" if status == "failed" else None
+    store.set_status(session, job.id, status, error=error)
+    return job.id
+
+
 def insert_runs(database_url: str, count: int, steps: int = 8, seed: int = 0) -> list[int]:
     """Store `count` finished runs (a few failed or cancelled) and return their ids."""
     rng = np.random.default_rng(seed)
@@ -141,45 +181,15 @@ def insert_runs(database_url: str, count: int, steps: int = 8, seed: int = 0) ->
     with session_scope(database_url) as session:  # one transaction: 100 runs store in seconds
         for i in range(count):
             method = METHODS[i % len(METHODS)]
-            spec = _spec(i, method, steps)
-            baseline = 0.975 - rng.uniform(0, 0.02)
-            step_dicts = make_steps(method, spec, steps, rng, baseline)
             status = "failed" if i % 17 == 5 else "cancelled" if i % 23 == 7 else "succeeded"
-            if status != "succeeded":
-                step_dicts = step_dicts[: steps // 2]
-            first = step_dicts[0]
-            job = store.create_job(session, parse_spec(spec))
-            store.set_status(session, job.id, "running")
-            store.set_baseline(
-                session,
-                job.id,
-                {
-                    "accuracy": baseline,
-                    "loss": 0.1,
-                    "val_accuracy": baseline,
-                    "params_total": first["params_total"],
-                    "params_nonzero": first["params_total"],
-                    "size_dense_bytes": first["size_dense_bytes"],
-                    "flops": first["flops_dense"],
-                    "train_seconds": 1.0,
-                    "cached": i > 0,
-                    "device": "cpu",
-                    "latency": {
-                        **first["latency"],
-                        "realised_ms": first["latency"]["dense_ms"],
-                        "speedup": 1.0,
-                        "form": "dense",
-                    },
-                },
-            )
-            for step in step_dicts:
-                store.add_step(session, job.id, step)
-            store.set_progress(session, job.id, len(step_dicts) / steps)
-            error = (
-                "RuntimeError: CUDA out of memory (a made-up failure for the page tests)"
-                if status == "failed"
-                else None
-            )
-            store.set_status(session, job.id, status, error=error)
-            ids.append(job.id)
+            ids.append(_store_run(session, _spec(i, method, steps), method, steps, rng, status, cached=i > 0))
     return ids
+
+
+def insert_named_run(
+    database_url: str, name: str, *, method: str = "block", tags: tuple[str, ...] = (), steps: int = 4
+) -> int:
+    """Store one finished run with the given name and tags (for pages that must show user text as text)."""
+    spec = {**_spec(0, method, steps), "name": name, "tags": list(tags)}
+    with session_scope(database_url) as session:
+        return _store_run(session, spec, method, steps, np.random.default_rng(len(name)), "succeeded", cached=True)

@@ -9,7 +9,42 @@ export class ApiError extends Error {
     super(message);
     this.status = status;
     this.body = body;
+    this.errors = errorsOf(body);
   }
+}
+
+// ---------------------------------------------------------------- error bodies
+
+// The problems an error answer lists, one per bad field: [{field, message, allowed, value}], `field` a dotted
+// path like "schedule.rate" or null. Reads the API's structured body
+//   {"detail": "<summary>", "errors": [{"field", "message", "allowed", "value"}]}
+// and, until every route answers that way, FastAPI's own shapes: {"detail": "text"} and the 422's
+// {"detail": [{"loc": ["body", ...], "msg": ...}]}.
+export function errorsOf(body) {
+  if (Array.isArray(body?.errors)) {
+    return body.errors.map(e => ({ field: e.field || null, message: String(e.message ?? ''), allowed: e.allowed ?? null, value: e.value }));
+  }
+  const detail = body?.detail;
+  if (Array.isArray(detail)) {
+    return detail.map(d => ({
+      field: (d.loc || []).map(String).filter(p => p !== 'body').join('.') || null,
+      message: String(d.msg ?? ''), allowed: null, value: d.input,
+    }));
+  }
+  if (typeof detail === 'string') return [{ field: null, message: detail, allowed: null, value: undefined }];
+  return [];
+}
+
+// One problem as a line: "schedule.rate: must be below 1 (allowed: 0 < rate < 1)".
+export function problemText({ field, message, allowed }, { withField = true } = {}) {
+  const text = allowed && !message.includes(allowed) ? `${message} (allowed: ${allowed})` : message;
+  return withField && field ? `${field}: ${text}` : text;
+}
+
+function detailText(body, fallback) {
+  if (typeof body?.detail === 'string') return body.detail;
+  const problems = errorsOf(body);
+  return problems.length ? problems.map(p => problemText(p)).join('; ') : fallback;
 }
 
 // ---------------------------------------------------------------- loading indicator
@@ -74,13 +109,6 @@ export function askToken(reason, { force = false } = {}) {
 }
 
 // ---------------------------------------------------------------- requests
-
-function detailText(body, fallback) {
-  const detail = body?.detail;
-  if (typeof detail === 'string') return detail;
-  if (Array.isArray(detail)) return detail.map(d => `${(d.loc || []).filter(p => p !== 'body').join('.')}: ${d.msg}`).join('; ');
-  return fallback;
-}
 
 async function send(path, { method = 'GET', body, signal } = {}) {
   const headers = { Accept: 'application/json', ...authHeaders() };

@@ -1,4 +1,5 @@
-// Plotly, loaded on first use from the server (the installed plotly package), and shared chart settings.
+// Plotly, loaded on first use from the server (the installed plotly package), shared chart settings, and
+// plotText, the one way user strings reach a figure.
 import { track } from './api.js';
 
 let plotlyPromise = null;
@@ -14,6 +15,26 @@ export function loadPlotly({ quiet = false } = {}) {
     document.head.append(script);
   });
   return quiet ? plotlyPromise : track(plotlyPromise);
+}
+
+// Plotly reads HTML-like tags (<a>, <b>, <br>) in trace names, hover text, tick labels, titles and
+// annotations as markup. Any string a user typed (run names, tags) goes through this first: shown as text.
+const PLOT_ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+export function plotText(s) {
+  return String(s ?? '').replace(/[&<>]/g, c => PLOT_ESCAPES[c]);
+}
+
+// A figure with no data and one grey line of text in the middle ("no step yet").
+export function emptyLayout(text, extra = {}) {
+  return baseLayout({
+    xaxis: axis('', { visible: false }), yaxis: axis('', { visible: false }),
+    annotations: text ? [centredNote(text)] : [],
+    ...extra,
+  });
+}
+
+export function centredNote(text) {
+  return { text: plotText(text), xref: 'paper', yref: 'paper', x: 0.5, y: 0.5, showarrow: false, font: { color: '#64748b', size: 13 } };
 }
 
 export const FONT = { family: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', size: 12, color: '#1e293b' };
@@ -51,4 +72,11 @@ export async function draw(el, data, layout, config = {}) {
 
 export function purge(el) {
   if (window.Plotly && el) window.Plotly.purge(el);
+}
+
+// Call handler(point) on a click on a data point; bound once per element (Plotly.react keeps listeners).
+export function onPointClick(el, handler) {
+  if (!el || el.dataset.clickBound) return;
+  el.dataset.clickBound = '1';
+  el.on('plotly_click', ev => { const point = ev.points?.[0]; if (point) handler(point); });
 }

@@ -2,6 +2,7 @@
 // delivers `job` and `step` events; while it is down, pages fall back to polling: a setTimeout chain (a poll
 // never starts before the previous one ended) that slows down when nothing is running.
 import { authHeaders } from './api.js';
+import { POLL_FAST_MS, POLL_SLOW_MS, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './constants.js';
 
 const handlers = new Set();
 const stateListeners = new Set();
@@ -67,20 +68,20 @@ async function readStream() {
 
 export async function startLive() {
   if (forcedPolling) { setState('polling'); return; }
-  let backoff = 1000;
+  let backoff = RECONNECT_MIN_MS;
   for (;;) {
     const opened = Date.now();
     try { await readStream(); } catch { /* server down or stream refused */ }
     setState('polling');
-    if (Date.now() - opened > 30_000) backoff = 1000; // it was up for a while: try again soon
+    if (Date.now() - opened > 30_000) backoff = RECONNECT_MIN_MS; // it was up for a while: try again soon
     await sleep(backoff);
-    backoff = Math.min(backoff * 2, 30_000);
+    backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
   }
 }
 
 // Poll `refresh` (async, returns true while something it shows is queued or running) whenever the event
 // stream is down. Never overlapping; 2 s while jobs run, doubling up to 30 s when nothing runs.
-export function poller(refresh, { fast = 2000, slow = 30_000 } = {}) {
+export function poller(refresh, { fast = POLL_FAST_MS, slow = POLL_SLOW_MS } = {}) {
   let delay = fast;
   let timer = null;
   let stopped = false;

@@ -1,22 +1,17 @@
 // #/runs: every run with its live progress, filters in the URL, tags, and a selection to compare.
 import { api, canWrite, getCatalog, getMe, readOnlyReason } from '../api.js';
+import { anyActive, methodName, STATUS_LABELS, STATUSES } from '../constants.js';
+import { plural } from '../format.js';
 import { poller, subscribe } from '../live.js';
 import { queryString, replaceQuery } from '../route.js';
-import { ago, clear, fill, dash, errorBox, h, methodChip, methodSummary, pct, progressBar, statusBadge, times } from '../ui.js';
+import { loadSelection, saveSelection, sortedIds } from '../selection.js';
+import { runRow, runsTable } from '../tables/runs.js';
+import { clear, errorBox, fill, h } from '../ui.js';
 
 const PAGE_SIZE = 100;
 const FILTERS = ['q', 'status', 'model', 'dataset', 'method', 'tag', 'owner'];
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-const SELECTION_KEY = 'prunelab.selection';
-const SORTABLE = { id: 'id', name: 'name', status: 'status', sparsity: 'last_sparsity', best: 'best_accuracy', created: 'created_at' };
-
-export function loadSelection() {
-  try { return new Set(JSON.parse(sessionStorage.getItem(SELECTION_KEY) || '[]')); } catch { return new Set(); }
-}
-
-function saveSelection(selection) {
-  try { sessionStorage.setItem(SELECTION_KEY, JSON.stringify([...selection])); } catch { /* ignore */ }
-}
+const SEARCH_DEBOUNCE_MS = 250;
+const REFETCH_DEBOUNCE_MS = 400;
 
 export async function render(root, params, { signal }) {
   const query = new URLSearchParams(params);
@@ -25,10 +20,11 @@ export async function render(root, params, { signal }) {
   const selection = loadSelection();
   let jobs = [];
   let total = 0;
+  const filtered = () => FILTERS.some(f => query.get(f));
 
   const count = h('span', { class: 'muted', id: 'runs-count' }, '');
   const compareButton = h('button', { type: 'button', class: 'primary', id: 'compare-selected', onclick: () => {
-    location.hash = `#/compare?ids=${[...selection].sort((a, b) => a - b).join(',')}`;
+    location.hash = `#/compare?ids=${sortedIds(selection).join(',')}`;
   } });
   const clearSelection = h('button', { type: 'button', class: 'link-button', onclick: () => {
     selection.clear(); saveSelection(selection); drawTable();
@@ -39,7 +35,7 @@ export async function render(root, params, { signal }) {
   const searchBox = h('input', { type: 'search', id: 'run-search', name: 'q', placeholder: 'Search run names',
     'aria-label': 'search run names', value: query.get('q') || '', autocomplete: 'off', oninput: () => {
       clearTimeout(searchTimer);
-      searchTimer = setTimeout(() => setFilter('q', searchBox.value.trim()), 250);
+      searchTimer = setTimeout(() => setFilter('q', searchBox.value.trim()), SEARCH_DEBOUNCE_MS);
     } });
   const tableBox = h('div', { class: 'table-box' }, h('p', { class: 'muted pad' }, 'Loading runs…'));
   const pager = h('div', { class: 'pager' });
@@ -80,14 +76,14 @@ export async function render(root, params, { signal }) {
   }
 
   function drawFilters(catalog) {
-    fill(filterForm, 
-      select('status', 'Status', STATUSES.map(s => [s, s])),
+    fill(filterForm,
+      select('status', 'Status', STATUSES.map(s => [s, STATUS_LABELS[s]])),
       select('model', 'Model', (catalog?.models || []).map(m => [m.name, m.name])),
       select('dataset', 'Dataset', (catalog?.datasets || []).map(d => [d.name, d.name])),
-      select('method', 'Method', (catalog?.methods || []).map(m => [m.kind, m.kind])),
+      select('method', 'Method', (catalog?.methods || []).map(m => [m.kind, methodName(m.kind)])),
       textFilter('tag', 'tag'),
       textFilter('owner', 'owner'),
-      FILTERS.some(f => query.get(f)) ? h('button', { type: 'button', class: 'link-button', onclick: () => {
+      filtered() ? h('button', { type: 'button', class: 'link-button', onclick: () => {
         FILTERS.forEach(f => query.delete(f)); query.delete('offset'); replaceQuery(query); searchBox.value = '';
         drawFilters(catalog); refresh(true);
       } }, 'clear filters') : null);
@@ -95,80 +91,48 @@ export async function render(root, params, { signal }) {
 
   // ------------------------------------------------------------ table
 
-  function sortHeader(key, label) {
-    const sort = query.get('sort') || '-created_at';
-    const column = SORTABLE[key];
-    const active = sort.replace(/^-/, '') === column;
-    const descending = sort.startsWith('-');
-    return h('th', { class: `sortable${active ? ' sorted' : ''}`, onclick: () => {
-      query.set('sort', active && descending ? column : `-${column}`);
-      replaceQuery(query);
-      refresh(true);
-    } }, label, active ? (descending ? ' ▾' : ' ▴') : '');
-  }
-
-  function row(job) {
-    const summary = job.summary || {};
-    const checkbox = h('input', { type: 'checkbox', class: 'select-run', 'aria-label': `select run ${job.id}`,
-      checked: selection.has(job.id), onchange: () => {
-        if (checkbox.checked) selection.add(job.id); else selection.delete(job.id);
-        saveSelection(selection); updateSelectionUi();
-      } });
-    const tags = (job.tags || []).map(tag => h('a', { class: 'tag', href: `#/runs?tag=${encodeURIComponent(tag)}`, title: `only runs tagged ${tag}` }, tag));
-    const best = summary.best_accuracy;
-    const base = summary.baseline_accuracy;
-    return h('tr', { 'data-job-id': job.id, class: `run-row status-row-${job.status}` },
-      h('td', {}, checkbox),
-      h('td', { class: 'num muted' }, `#${job.id}`),
-      h('td', { class: 'name-cell' }, h('a', { href: `#/run/${job.id}`, class: 'run-name', title: job.name }, job.name), tags.length ? h('div', { class: 'tags' }, tags) : null),
-      h('td', {}, statusBadge(job.status)),
-      h('td', { class: 'progress-cell' }, progressBar(job),
-        job.status === 'running' || job.status === 'queued' ? h('div', { class: 'small muted ellipsis', title: job.message }, job.message || '') : null,
-        job.status === 'failed' ? h('div', { class: 'small error-text ellipsis', title: job.error || '' }, (job.error || 'failed').split('\n')[0]) : null),
-      h('td', {}, job.model, h('div', { class: 'small muted' }, job.dataset)),
-      h('td', {}, methodChip(job.method), h('div', { class: 'small muted method-summary', title: `${methodSummary(job.spec)} · ${job.schedule}` }, [methodSummary(job.spec), job.schedule].filter(Boolean).join(' · '))),
-      h('td', { class: 'num' }, pct(summary.sparsity)),
-      h('td', { class: 'num' }, pct(best), base !== null && base !== undefined ? h('div', { class: 'small muted' }, `base ${pct(base)}`) : null),
-      h('td', { class: 'num' }, summary.speedup ? times(summary.speedup) : dash),
-      h('td', { class: 'muted' }, job.owner || dash),
-      h('td', { class: 'muted nowrap', title: job.created_at }, ago(job.created_at)));
-  }
+  const rowOptions = {
+    selection,
+    onToggle: (job, checked) => {
+      if (checked) selection.add(job.id); else selection.delete(job.id);
+      saveSelection(selection); updateSelectionUi();
+    },
+  };
 
   function drawTable() {
     updateSelectionUi();
-    count.textContent = `${total} run${total === 1 ? '' : 's'}${FILTERS.some(f => query.get(f)) ? ' match' : ''}`;
+    count.textContent = `${plural(total, 'run')}${filtered() ? ' match' : ''}`;
     if (!jobs.length) {
       fill(tableBox, h('div', { class: 'empty' },
-        FILTERS.some(f => query.get(f)) ? 'No run matches these filters.' : h('span', {}, 'No runs yet. ', h('a', { href: '#/new' }, 'Start one'), ' (the presets run in a minute on the built-in digits data).')));
+        filtered() ? 'No run matches these filters.' : h('span', {}, 'No runs yet. ', h('a', { href: '#/new' }, 'Start one'), ' (the presets run in a minute on the built-in digits data).')));
       clear(pager);
       return;
     }
-    const allBox = h('input', { type: 'checkbox', 'aria-label': 'select all shown', checked: jobs.every(j => selection.has(j.id)),
-      onchange: () => { jobs.forEach(j => (allBox.checked ? selection.add(j.id) : selection.delete(j.id))); saveSelection(selection); drawTable(); } });
-    const table = h('table', { class: 'runs', id: 'runs-table' },
-      h('thead', {}, h('tr', {},
-        h('th', {}, allBox), sortHeader('id', 'ID'), sortHeader('name', 'Name'), sortHeader('status', 'Status'),
-        h('th', {}, 'Progress'), h('th', {}, 'Model / data'), h('th', {}, 'Method'), sortHeader('sparsity', 'Sparsity'),
-        sortHeader('best', 'Best acc.'), h('th', {}, 'Speedup'), h('th', {}, 'Owner'), sortHeader('created', 'Created'))),
-      h('tbody', {}, jobs.map(row)));
-    fill(tableBox, table);
+    fill(tableBox, runsTable(jobs, {
+      ...rowOptions,
+      onToggleAll: checked => { jobs.forEach(j => (checked ? selection.add(j.id) : selection.delete(j.id))); saveSelection(selection); drawTable(); },
+      sort: query.get('sort') || '-created_at',
+      onSort: sort => { query.set('sort', sort); replaceQuery(query); refresh(true); },
+    }));
+    drawPager();
+  }
+
+  function drawPager() {
     const offset = Number(query.get('offset') || 0);
     clear(pager);
-    if (total > PAGE_SIZE) {
-      const go = o => { query.set('offset', String(o)); replaceQuery(query); refresh(true); };
-      pager.append(
-        h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: () => go(Math.max(0, offset - PAGE_SIZE)) }, '‹ newer'),
-        h('span', { class: 'muted' }, `${offset + 1}–${Math.min(offset + PAGE_SIZE, total)} of ${total}`),
-        h('button', { type: 'button', class: 'secondary', disabled: offset + PAGE_SIZE >= total, onclick: () => go(offset + PAGE_SIZE) }, 'older ›'));
-    }
+    if (total <= PAGE_SIZE) return;
+    const go = o => { query.set('offset', String(o)); replaceQuery(query); refresh(true); };
+    pager.append(
+      h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: () => go(Math.max(0, offset - PAGE_SIZE)) }, '‹ newer'),
+      h('span', { class: 'muted' }, `${offset + 1}–${Math.min(offset + PAGE_SIZE, total)} of ${total}`),
+      h('button', { type: 'button', class: 'secondary', disabled: offset + PAGE_SIZE >= total, onclick: () => go(offset + PAGE_SIZE) }, 'older ›'));
   }
 
   function replaceRow(job) {
     const i = jobs.findIndex(j => j.id === job.id);
     if (i < 0) return false;
     jobs[i] = job;
-    const old = tableBox.querySelector(`tr[data-job-id="${job.id}"]`);
-    if (old) old.replaceWith(row(job));
+    tableBox.querySelector(`tr[data-job-id="${job.id}"]`)?.replaceWith(runRow(job, rowOptions));
     return true;
   }
 
@@ -190,7 +154,7 @@ export async function render(root, params, { signal }) {
         jobs = data.items; total = data.total;
         loaded = true;
         drawTable();
-        return jobs.some(j => j.status === 'queued' || j.status === 'running');
+        return anyActive(jobs);
       })
       .catch(err => {
         if (err.name !== 'AbortError') fill(tableBox, errorBox(err));
@@ -198,7 +162,7 @@ export async function render(root, params, { signal }) {
       })
       .finally(() => {
         fetching = null; tableBox.classList.remove('stale');
-        if (again && !signal.aborted) { again = false; refresh(true); }  // the filters changed meanwhile
+        if (again && !signal.aborted) { again = false; refresh(true); } // the filters changed meanwhile
       });
     return fetching;
   }
@@ -218,7 +182,7 @@ export async function render(root, params, { signal }) {
     if (!replaceRow(event.data) && matchesFilters(event.data)) {
       // A run this page does not show yet (new, or now matching the filters): fetch the list again, once.
       clearTimeout(refetchTimer);
-      refetchTimer = setTimeout(() => refresh(), 400);
+      refetchTimer = setTimeout(() => refresh(), REFETCH_DEBOUNCE_MS);
     }
   });
   const poll = poller(() => refresh());

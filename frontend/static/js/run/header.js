@@ -1,0 +1,84 @@
+// The run page's head: name, status, progress, what the run is, its actions (cancel, retry, clone, compare,
+// delete) and, for a failed run, its error. Buttons the server would refuse are not shown: readers may not
+// write, only the owner or an admin may change a run.
+import { api, canModify, canWrite, readOnlyReason } from '../api.js';
+import { isActive } from '../constants.js';
+import { ago, describeMethod, describeSchedule, duration, runTime } from '../format.js';
+import { forgetSelected, loadSelection, sortedIds } from '../selection.js';
+import { fill, h, methodChip, progressBar, statusBadge } from '../ui.js';
+
+// A button that runs an async handler once at a time; a failure shows under the head.
+function actionButton(header, label, handler, extra = {}) {
+  return h('button', { type: 'button', class: 'secondary', ...extra, onclick: async event => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    try { await handler(); } catch (err) { if (err.name !== 'AbortError') showActionError(header, err); } finally { button.disabled = false; }
+  } }, label);
+}
+
+function showActionError(header, err) {
+  header.querySelector('.action-error')?.remove();
+  if (err.status === 401 || err.status === 403) return; // the page banner says it already
+  header.append(h('div', { class: 'error-box action-error' }, err.message));
+}
+
+function deleteButton(header, job, signal) {
+  const box = h('span', { class: 'confirm' });
+  const ask = h('button', { type: 'button', class: 'danger-outline', id: 'delete-run', onclick: () => {
+    fill(box, h('span', { class: 'small' }, 'Delete this run, its steps and checkpoints? '),
+      actionButton(header, 'Delete', async () => {
+        await api(`/api/jobs/${job.id}`, { method: 'DELETE', signal });
+        forgetSelected(job.id);
+        location.hash = '#/runs';
+      }, { class: 'danger', id: 'delete-confirm' }),
+      h('button', { type: 'button', class: 'link-button', onclick: () => fill(box, ask) }, 'keep it'));
+  } }, 'Delete');
+  box.append(ask);
+  return box;
+}
+
+function lockedNote(me, job) {
+  if (canModify(me, job)) return null;
+  const owner = job.owner || 'nobody';
+  const why = canWrite(me) ? `this run belongs to ${owner}; only its owner or an admin may change it` : readOnlyReason(me);
+  return h('span', { class: 'muted read-only-note', id: 'read-only-note', title: why }, canWrite(me) ? `owned by ${owner}` : 'read only');
+}
+
+// onChanged(job): the job as the server answered a cancel or retry.
+export function drawRunHeader(header, { job, me, signal, onChanged }) {
+  const mayChange = canModify(me, job);
+  const seconds = runTime(job);
+  const post = action => async () => onChanged(await api(`/api/jobs/${job.id}/${action}`, { method: 'POST', signal }));
+  document.title = `${job.name} #${job.id} (${job.status}) · PruneLab`;
+  fill(header,
+    h('div', { class: 'run-title' },
+      h('a', { href: '#/runs', class: 'back' }, '← Runs'),
+      h('h1', {}, job.name), h('span', { class: 'muted' }, `#${job.id}`), statusBadge(job.status),
+      h('div', { class: 'spacer' }),
+      lockedNote(me, job),
+      isActive(job.status) && mayChange ? actionButton(header, 'Cancel', post('cancel'), { id: 'cancel-run' }) : null,
+      mayChange && (job.status === 'failed' || job.status === 'cancelled') ? actionButton(header, 'Retry', post('retry'), { id: 'retry-run' }) : null,
+      canWrite(me) ? h('a', { class: 'button secondary', id: 'clone-run', href: `#/new?from=${job.id}`, title: 'a new run with this spec, to change and submit' }, 'Clone') : null,
+      h('a', { class: 'button secondary', id: 'compare-with', title: 'compare with the runs selected in the list',
+        href: `#/compare?ids=${sortedIds(new Set([...loadSelection(), job.id])).join(',')}` }, 'Compare'),
+      mayChange ? deleteButton(header, job, signal) : null),
+    h('div', { class: 'run-progress' }, progressBar(job),
+      h('span', { class: 'small muted', id: 'run-message' }, job.message || '')),
+    h('div', { class: 'run-meta small' },
+      h('span', {}, h('b', {}, job.model), ` on ${job.dataset}`), methodChip(job.method),
+      h('span', {}, describeMethod(job.spec)), h('span', {}, describeSchedule(job.spec)),
+      h('span', { class: 'muted' }, `created ${ago(job.created_at)}`),
+      seconds !== null ? h('span', { class: 'muted' }, `${job.finished_at ? 'ran' : 'running for'} ${duration(seconds)}`) : null,
+      job.owner ? h('span', { class: 'muted' }, `by ${job.owner}`) : null,
+      job.attempts > 1 ? h('span', { class: 'muted', title: 'times a worker started this run (retries, crash recovery)' }, `attempt ${job.attempts}`) : null,
+      (job.tags || []).map(tag => h('a', { class: 'tag', href: `#/runs?tag=${encodeURIComponent(tag)}` }, tag))),
+    job.status === 'failed' ? h('div', { class: 'error-box job-error', id: 'job-error' },
+      h('b', {}, 'This run failed: '), h('pre', {}, job.error || 'no error text was stored')) : null);
+}
+
+// Between full redraws: only the progress bar and the message change.
+export function updateRunProgress(header, job) {
+  header.querySelector('.progress')?.replaceWith(progressBar(job));
+  const message = header.querySelector('#run-message');
+  if (message) message.textContent = job.message || '';
+}
