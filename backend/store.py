@@ -1,5 +1,9 @@
-"""Queries shared by the API and the worker. Every function takes an open Session; the caller owns the
-transaction (backend.db.session_scope commits or rolls back), so a worker can commit each step alone.
+"""Every database query of PruneLab: the API, the worker and the `prunelab` command call these functions and
+write no SQL of their own. Every function takes an open Session; the caller owns the transaction
+(backend.db.session_scope commits or rolls back), so a worker can commit each step alone.
+
+A job is read one way: as an ORM Job with its owner joined in the same query (get_job, list_jobs), which
+job_to_dict turns into the API's JSON. Reading a job never touches the step history.
 """
 
 import hashlib

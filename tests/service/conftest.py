@@ -1,9 +1,13 @@
 """Fixtures for the service tests: a migrated database (SQLite file or a fresh Postgres schema), settings
-pointing at temporary directories, an API client, and realistic engine step dicts (tests/fake_steps.py).
+pointing at temporary directories, an API client, realistic engine step dicts (tests/fake_steps.py), and for
+the end-to-end tests a real Celery worker process with an API client that enqueues to it.
 """
 
+import functools
 import os
+import subprocess
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ from fake_steps import make_step
 from sqlalchemy import create_engine, text
 
 from backend.db import dispose_engines, upgrade
+from backend.models import FINAL_STATUSES
 from core.settings import Settings, get_settings
 
 TABLES = ["layer_masks", "steps", "job_tags", "jobs", "api_tokens", "users"]
@@ -128,3 +133,126 @@ def spec_dict():
 
 def artifact_path(settings: Settings, job_id: int) -> Path:
     return Path(settings.artifact_dir) / "jobs" / str(job_id)
+
+
+# ---------------------------------------------------------------- real workers (end-to-end tests)
+
+
+@pytest.fixture(scope="session")
+def redis_broker(redis_url):
+    """redis_broker(db): the URL of Redis database `db` (each test file has its own), emptied."""
+    import redis
+
+    def make(db: int) -> str:
+        url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+        redis.Redis.from_url(url).flushdb()
+        return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def worker_settings():
+    """worker_settings(home, broker_url, **overrides): settings on a migrated SQLite file under `home`."""
+
+    def make(home: Path, broker_url: str, **overrides) -> Settings:
+        settings = Settings(
+            home=home,
+            database_url=f"sqlite:///{home / 'jobs.sqlite'}",
+            broker_url=broker_url,
+            **{"visibility_timeout_s": 3600, **overrides},
+        )
+        upgrade(settings.database_url)
+        return settings
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def worker_process():
+    """`with worker_process(settings, log_path, queues=...) as proc:` a real `prunelab worker` child (one
+    OpenMP thread, output to log_path), stopped with its whole process group at the end of the block."""
+    from cli.serve import start_worker_process, stop_worker_process
+
+    @contextmanager
+    def run(settings: Settings, log_path: Path, queues=("default", "cpu")):
+        with Path(log_path).open("w") as log:
+            proc = start_worker_process(
+                settings, list(queues), env_extra={"OMP_NUM_THREADS": "1"}, stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                yield proc
+            finally:
+                stop_worker_process(proc)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def e2e_settings(request, tmp_path_factory, redis_broker, worker_settings) -> Settings:
+    """A test module's own end-to-end settings: a SQLite file in a new HOME, and as broker the Redis
+    database the module names in REDIS_DB (emptied)."""
+    return worker_settings(tmp_path_factory.mktemp("prunelab-home"), redis_broker(request.module.REDIS_DB))
+
+
+@pytest.fixture(scope="module")
+def e2e_client(e2e_settings, tmp_path_factory, worker_process, enqueuing_client):
+    """An API client on e2e_settings with a real worker (queues default and cpu) running for the module."""
+    with worker_process(e2e_settings, tmp_path_factory.mktemp("logs") / "worker.log"):
+        with enqueuing_client(e2e_settings) as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
+def enqueuing_client():
+    """`with enqueuing_client(settings) as client:` a TestClient whose submits go to settings' broker."""
+    from fastapi.testclient import TestClient
+
+    from backend.api import create_app
+    from backend.broker import enqueue_job
+
+    @contextmanager
+    def make(settings: Settings):
+        with TestClient(create_app(settings, enqueue=functools.partial(enqueue_job, settings=settings))) as c:
+            yield c
+
+    return make
+
+
+def _submit(client, spec: dict) -> int:
+    resp = client.post("/api/jobs", json=spec)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def _job_of(client, job_id: int) -> dict:
+    return client.get(f"/api/jobs/{job_id}").json()
+
+
+@pytest.fixture(scope="session")
+def submit():
+    """submit(client, spec) -> the new job's id (the POST must answer 201)."""
+    return _submit
+
+
+@pytest.fixture(scope="session")
+def job_of():
+    """job_of(client, job_id) -> the job's JSON."""
+    return _job_of
+
+
+@pytest.fixture(scope="session")
+def wait_for_job(wait_until):
+    """wait_for_job(client, job_id, timeout_s, until=lambda job: ...) -> the job's JSON once `until` holds
+    (default: it reached a final status)."""
+
+    def wait(client, job_id: int, timeout_s: float, until=lambda job: job["status"] in FINAL_STATUSES) -> dict:
+        last = {}
+
+        def check():
+            last["job"] = _job_of(client, job_id)
+            return until(last["job"]) and last["job"]
+
+        return wait_until(check, timeout_s, lambda: f"job {job_id} (now {last.get('job', {}).get('status')})")
+
+    return wait

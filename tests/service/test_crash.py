@@ -13,47 +13,33 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import select
 
 from backend import store
 from backend.broker import enqueue_job, get_app
-from backend.db import session_scope, upgrade
+from backend.db import session_scope
 from backend.models import Step
-from cli.serve import requeue_unfinished, start_worker_process, stop_worker_process
+from cli.serve import requeue_unfinished
 from core.settings import Settings
 from core.spec import parse_spec
 
 REDIS_DB = 12  # this file's own Redis database, flushed before use
 VISIBILITY_TIMEOUT_S = 5
 ROUNDS = 8
-SPEC = {
-    "name": "crash",
-    "model": "lenet300_100",
-    "dataset": "digits",
-    "device": "cpu",
-    "train": {"epochs": 2},
-    "method": {"kind": "block", "block_size": 2},
-    "schedule": {"kind": "iterative", "rate": 0.2, "rounds": ROUNDS, "finetune_epochs": 3},
-    "measure": {"latency": False},
-}
+
+
+@pytest.fixture
+def spec(small_spec) -> dict:
+    return small_spec(name="crash", schedule={"kind": "iterative", "rate": 0.2, "rounds": ROUNDS, "finetune_epochs": 3})
 
 
 @pytest.fixture(params=["redis", "sqlite"])
-def settings(request, tmp_path) -> Settings:
+def settings(request, tmp_path, worker_settings) -> Settings:
     if request.param == "redis":
-        broker = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + f"/{REDIS_DB}"
-        redis.Redis.from_url(broker).flushdb()
+        broker = request.getfixturevalue("redis_broker")(REDIS_DB)
     else:
         broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
-    s = Settings(
-        home=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
-        broker_url=broker,
-        visibility_timeout_s=VISIBILITY_TIMEOUT_S,
-    )
-    upgrade(s.database_url)
-    return s
+    return worker_settings(tmp_path, broker, visibility_timeout_s=VISIBILITY_TIMEOUT_S)
 
 
 def job_state(settings: Settings, job_id: int) -> tuple[str, int, str | None]:
@@ -88,22 +74,19 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_path):
+def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, spec, tmp_path, worker_process):
     with session_scope(settings.database_url) as session:
-        job = store.create_job(session, parse_spec(SPEC))
+        job = store.create_job(session, parse_spec(spec))
         job_id, queue = job.id, job.queue
     enqueue_job(job_id, queue, settings)
 
-    first_log_path = tmp_path / "worker1.log"
-    with first_log_path.open("w") as first_log:
-        first = start_worker_process(
-            settings, [queue], env_extra={"OMP_NUM_THREADS": "1"}, stdout=first_log, stderr=first_log
-        )
+    first_log = tmp_path / "worker1.log"
+    with worker_process(settings, first_log, queues=[queue]) as first:
         try:
             deadline = time.monotonic() + 180
             while job_state(settings, job_id)[1] < 1:
-                assert first.poll() is None, f"the worker died on its own:\n{tail(first_log_path)}"
-                assert time.monotonic() < deadline, f"no step stored within 180 s:\n{tail(first_log_path)}"
+                assert first.poll() is None, f"the worker died on its own:\n{tail(first_log)}"
+                assert time.monotonic() < deadline, f"no step stored within 180 s:\n{tail(first_log)}"
                 time.sleep(0.1)
         finally:
             kill_group(first.pid)  # the worker and its pool process, no clean-up of any kind
@@ -113,21 +96,13 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
 
     if settings.broker_url.startswith("sqla+"):
         assert requeue_unfinished(settings) == 1  # what `prunelab serve` does before starting its worker
-    second_log_path = tmp_path / "worker2.log"
-    with second_log_path.open("w") as second_log:
-        second = start_worker_process(
-            settings, [queue], env_extra={"OMP_NUM_THREADS": "1"}, stdout=second_log, stderr=second_log
-        )
-        try:
-            deadline = time.monotonic() + 240
-            while (state := job_state(settings, job_id))[0] == "running":
-                assert second.poll() is None, f"the second worker exited:\n{tail(second_log_path)}"
-                assert time.monotonic() < deadline, (
-                    f"job not finished after the crash: {state}\n{tail(second_log_path)}"
-                )
-                time.sleep(0.2)
-        finally:
-            stop_worker_process(second)
+    second_log = tmp_path / "worker2.log"
+    with worker_process(settings, second_log, queues=[queue]) as second:
+        deadline = time.monotonic() + 240
+        while (state := job_state(settings, job_id))[0] == "running":
+            assert second.poll() is None, f"the second worker exited:\n{tail(second_log)}"
+            assert time.monotonic() < deadline, f"job not finished after the crash: {state}\n{tail(second_log)}"
+            time.sleep(0.2)
 
     status, steps_done, error = job_state(settings, job_id)
     assert status == "succeeded", error
@@ -138,22 +113,17 @@ def test_kill_9_mid_job_then_new_worker_completes_every_step_once(settings, tmp_
     assert steps_done == ROUNDS
     assert attempts == 2
     # The second worker resumed after the last stored step instead of starting over.
-    assert f"job {job_id}: running from step {stored_at_kill}" in second_log_path.read_text()
+    assert f"job {job_id}: running from step {stored_at_kill}" in second_log.read_text()
 
 
-def test_requeue_unfinished_drops_taken_messages_and_queues_each_active_job_once(tmp_path):
+def test_requeue_unfinished_drops_taken_messages_and_queues_each_active_job_once(tmp_path, spec, worker_settings):
     """The SQLite broker keeps a message a killed worker had taken (invisible, no visibility timeout);
     requeue_unfinished leaves exactly one visible message per queued or running job."""
-    s = Settings(
-        home=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
-        broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
-    )
-    upgrade(s.database_url)
+    s = worker_settings(tmp_path, f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
     with session_scope(s.database_url) as session:
-        running = store.create_job(session, parse_spec(SPEC))
-        queued = store.create_job(session, parse_spec({**SPEC, "device": "auto"}))
-        done = store.create_job(session, parse_spec(SPEC))
+        running = store.create_job(session, parse_spec(spec))
+        queued = store.create_job(session, parse_spec({**spec, "device": "auto"}))
+        done = store.create_job(session, parse_spec(spec))
         ids = {"running": running.id, "queued": queued.id, "done": done.id}
         assert (running.queue, queued.queue) == ("cpu", "default")
     for job_id in ids.values():
