@@ -6,23 +6,25 @@ needs a user or admin token; changing a job needs its owner or an admin.
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from backend.models import Job, User
 from backend.store import hash_token, new_token, user_for_token  # noqa: F401  (re-exported)
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_bearer = HTTPBearer(auto_error=False, description="an API token: `prunelab user add NAME` prints one")
+# EventSource and download links cannot send headers: reads may pass ?access_token=TOKEN instead.
+_query_token = APIKeyQuery(
+    name="access_token", auto_error=False, description="the API token, for reads that cannot send headers"
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+QueryToken = Annotated[str | None, Depends(_query_token)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    # EventSource and download links cannot send headers: reads may pass ?access_token=TOKEN instead.
-    if request.method in ("GET", "HEAD"):
-        return request.query_params.get("access_token") or None
-    return None
+def _unauthorized(message: str) -> HTTPException:
+    # The API's handler turns it into {"detail": message, "errors": [{"message": message, ...}]}.
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers=_CHALLENGE)
 
 
 def _lookup(sessions, token: str) -> User | None:
@@ -33,44 +35,37 @@ def _lookup(sessions, token: str) -> User | None:
         return user
 
 
-async def _user_from_request(request: Request) -> User | None:
+async def _user_for(request: Request, token: str | None) -> User | None:
     """The token's user; raises 401 for a token that is given but unknown or revoked."""
-    token = _bearer(request)
-    if token is None:
+    if not token or not token.strip():
         return None
-    user = await run_in_threadpool(_lookup, request.app.state.sessions, token)
+    user = await run_in_threadpool(_lookup, request.app.state.sessions, token.strip())
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token", headers=_CHALLENGE)
+        raise _unauthorized("invalid or revoked API token")
     return user
 
 
 # The dependencies are async so that, with auth off, they cost no threadpool hop; the token lookup itself
 # runs in the threadpool.
-async def reader(request: Request) -> User | None:
+async def reader(request: Request, bearer: Bearer, access_token: QueryToken) -> User | None:
     """The reading user (None when auth is off or for anonymous public reading)."""
     settings = request.app.state.settings
     if settings.auth == "off":
         return None
-    user = await _user_from_request(request)
+    user = await _user_for(request, bearer.credentials if bearer else access_token)
     if user is None and not settings.public_read:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)", headers=_CHALLENGE
-        )
+        raise _unauthorized("an API token is required (Authorization: Bearer TOKEN)")
     return user
 
 
-async def writer(request: Request) -> User | None:
+async def writer(request: Request, bearer: Bearer) -> User | None:
     """The writing user (None when auth is off); viewers get 403."""
     settings = request.app.state.settings
     if settings.auth == "off":
         return None
-    user = await _user_from_request(request)
+    user = await _user_for(request, bearer.credentials if bearer else None)
     if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "an API token is required to change anything (Authorization: Bearer TOKEN)",
-            headers=_CHALLENGE,
-        )
+        raise _unauthorized("an API token is required to change anything (Authorization: Bearer TOKEN)")
     if user.role == "viewer":
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.name!r} is a viewer and may only read")
     return user

@@ -606,3 +606,41 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 def step_to_dict(step: Step) -> dict[str, Any]:
     return {**step.metrics, "index": step.index, "created_at": iso(step.created_at)}
+
+
+# ---- queries used by the API routes
+
+
+def jobs_by_id(session: Session, job_ids: list[int]) -> dict[int, Job]:
+    """The jobs among `job_ids` that exist, by id (owners loaded in the same query)."""
+    return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+
+
+def ping(session: Session) -> None:
+    """A round trip to the database (health checks)."""
+    session.execute(select(1))
+
+
+def newest_job_update(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(Job.updated_at)))
+
+
+def jobs_changed_since(session: Session, since: datetime | None, job_id: int | None = None) -> list[Job]:
+    """Jobs updated after `since` (all when None), oldest change first; only job `job_id` if given."""
+    q = select(Job)
+    if since is not None:
+        q = q.where(Job.updated_at > since)
+    if job_id is not None:
+        q = q.where(Job.id == job_id)
+    return list(session.scalars(q.order_by(Job.updated_at)))
+
+
+def mask_grid(session: Session, mask_id: int) -> dict[str, Any] | None:
+    """The encoded keep grid of one layer mask (the blob get_layer_mask leaves out)."""
+    return session.scalar(select(LayerMask.grid).where(LayerMask.id == mask_id))
+
+
+def job_masks(session: Session, job_id: int) -> dict[tuple[int, str], LayerMask]:
+    """Every stored layer mask of a job, by (step row id, layer)."""
+    q = select(LayerMask).join(Step, Step.id == LayerMask.step_id).where(Step.job_id == job_id)
+    return {(m.step_id, m.layer): m for m in session.scalars(q)}

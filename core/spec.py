@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 MODELS: dict[str, dict[str, Any]] = {
     "lenet300_100": {
@@ -72,15 +72,21 @@ DEFAULT_LAYERS: dict[str, list[str]] = {
 
 ModelName = Literal["lenet300_100", "vgg", "vgg16_bn", "resnet18", "resnet18_head"]
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+# Strict numbers and booleans: "0.2" is not a float, true is not an int, 1 is not a bool. Strict floats still
+# take integers (JSON and YAML write 1 for 1.0).
+Float = Annotated[float, Strict()]
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Fraction = Annotated[float, Strict(), Field(ge=0.0, lt=1.0)]
 
 
 class SpecError(ValueError):
     """A bad spec: `str(err)` is one line naming the field and what is allowed."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, allowed: str | None = None):
         self.field = field
         self.message = message
+        self.allowed = allowed  # the allowed values or range on their own, e.g. "0 < rate < 1"
         super().__init__(f"{field}: {message}")
 
 
@@ -89,17 +95,17 @@ class _Strict(BaseModel):
 
 
 class TrainSpec(_Strict):
-    epochs: int = Field(10, ge=0, le=1000, description="epochs to train the baseline")
+    epochs: Int = Field(10, ge=0, le=1000, description="epochs to train the baseline")
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(0.001, gt=0, le=10, description="learning rate")
-    batch_size: int = Field(64, ge=1, le=65536)
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    weight_decay: float = Field(0.0, ge=0, le=1)
+    lr: Float = Field(0.001, gt=0, le=10, description="learning rate")
+    batch_size: Int = Field(64, ge=1, le=65536)
+    momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: Float = Field(0.0, ge=0, le=1)
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    val_fraction: float = Field(
+    val_fraction: Float = Field(
         0.1, gt=0, lt=0.5, description="share of the training data held out to select checkpoints"
     )
-    augment: bool | None = Field(None, description="random crop + flip; default on for cifar10")
+    augment: Bool | None = Field(None, description="random crop + flip; default on for cifar10")
 
 
 class _LayerChoice(_Strict):
@@ -108,16 +114,25 @@ class _LayerChoice(_Strict):
 
 class BlockMethod(_LayerChoice):
     kind: Literal["block"]
-    block_size: int | tuple[int, int] = Field(2, description="n for n x n blocks, or [rows, cols]")
+    block_size: Int | tuple[Int, Int] = Field(2, description="n for n x n blocks, or [rows, cols]")
     score: Literal["mean_abs", "l1", "l2"] = "mean_abs"
     scope: Literal["layer", "global"] = "layer"
 
-    @field_validator("block_size")
+    @field_validator("block_size", mode="wrap")
     @classmethod
-    def _positive(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
-        sizes = (v,) if isinstance(v, int) else v
-        if any(s < 1 or s > 4096 for s in sizes):
-            raise ValueError("must be an integer from 1 to 4096 (or a pair of them)")
+    def _positive(cls, v: Any, handler) -> int | tuple[int, int]:
+        # One message for the field instead of one per member of the union (int, [rows, cols]).
+        try:
+            v = handler(v)
+        except ValidationError:
+            v = None
+        sizes = () if v is None else (v,) if isinstance(v, int) else v
+        if not sizes or any(s < 1 or s > 4096 for s in sizes):
+            raise SpecError(
+                "method.block_size",
+                "must be an integer from 1 to 4096 (or a pair of them)",
+                "1 <= block_size <= 4096, or [rows, cols] of such integers",
+            )
         return v
 
     @property
@@ -140,9 +155,9 @@ class ChannelMethod(_LayerChoice):
 
 class GroupLassoMethod(_LayerChoice):
     kind: Literal["group_lasso"]
-    strength: float = Field(1e-4, gt=0, le=1, description="penalty weight lambda of sum ||W_filter||_2")
-    epochs: int = Field(5, ge=1, le=1000, description="epochs of regularised training before removal")
-    threshold: float = Field(
+    strength: Float = Field(1e-4, gt=0, le=1, description="penalty weight lambda of sum ||W_filter||_2")
+    epochs: Int = Field(5, ge=1, le=1000, description="epochs of regularised training before removal")
+    threshold: Float = Field(
         1e-3, gt=0, le=1, description="a filter whose norm / largest norm is below this is removed"
     )
 
@@ -157,9 +172,9 @@ class _AfterPruning(_Strict):
         "finetune",
         description="finetune: continue from the pruned weights; rewind: reset survivors to an early epoch and retrain",
     )
-    finetune_epochs: int = Field(2, ge=0, le=1000)
-    finetune_lr: float | None = Field(None, gt=0, le=10, description="default: the training lr")
-    rewind_epoch: int = Field(
+    finetune_epochs: Int = Field(2, ge=0, le=1000)
+    finetune_lr: Float | None = Field(None, gt=0, le=10, description="default: the training lr")
+    rewind_epoch: Int = Field(
         1, ge=0, le=1000, description="epoch of the baseline training whose weights `rewind` restores"
     )
 
@@ -173,10 +188,10 @@ class OneShotSchedule(_AfterPruning):
 
 class IterativeSchedule(_AfterPruning):
     kind: Literal["iterative"]
-    rate: float = Field(0.2, gt=0, lt=1, description="fraction of the remaining weights pruned each round")
-    rounds: int | None = Field(10, ge=1, le=200)
+    rate: Float = Field(0.2, gt=0, lt=1, description="fraction of the remaining weights pruned each round")
+    rounds: Int | None = Field(10, ge=1, le=200)
     target: Fraction | None = Field(None, description="stop once this sparsity is reached")
-    layer_rates: dict[str, Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+    layer_rates: dict[str, Annotated[float, Strict(), Field(gt=0, lt=1)]] | None = Field(
         None, description="per-layer rate, e.g. the paper's 0.1 for fc3"
     )
 
@@ -191,8 +206,8 @@ Schedule = Annotated[OneShotSchedule | IterativeSchedule, Field(discriminator="k
 
 
 class MeasureSpec(_Strict):
-    latency: bool = Field(True, description="measure dense vs realised inference latency")
-    batch_size: int = Field(64, ge=1, le=4096, description="batch size for the latency measurement")
+    latency: Bool = Field(True, description="measure dense vs realised inference latency")
+    batch_size: Int = Field(64, ge=1, le=4096, description="batch size for the latency measurement")
 
 
 class JobSpec(_Strict):
@@ -203,7 +218,7 @@ class JobSpec(_Strict):
     method: Method
     schedule: Schedule
     measure: MeasureSpec = MeasureSpec()
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list, max_length=20)
 
@@ -218,9 +233,14 @@ class JobSpec(_Strict):
         unknown = [(field, n) for field, n in named if n not in known]
         if unknown:
             field, name = unknown[0]
-            raise SpecError(field, f"unknown layer {name!r} for model {self.model}; allowed: {', '.join(known)}")
+            allowed = ", ".join(known)
+            raise SpecError(field, f"unknown layer {name!r} for model {self.model}; allowed: {allowed}", allowed)
         if self.schedule.after == "rewind" and self.schedule.rewind_epoch > self.train.epochs:
-            raise SpecError("schedule.rewind_epoch", f"must be at most train.epochs ({self.train.epochs})")
+            raise SpecError(
+                "schedule.rewind_epoch",
+                f"must be at most train.epochs ({self.train.epochs})",
+                f"0 <= rewind_epoch <= {self.train.epochs}",
+            )
         return self
 
     def pruned_layers(self) -> list[str]:
@@ -270,11 +290,39 @@ def _allowed_range(loc: tuple) -> str:
     for bound in info.metadata:
         for attr, side in (("ge", "<="), ("gt", "<"), ("le", "<="), ("lt", "<")):
             value = getattr(bound, attr, None)
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
             if value is not None and attr in ("ge", "gt"):
-                low = f"{value:g} {side} "
+                low = f"{shown} {side} "
             elif value is not None:
-                high = f" {side} {value:g}"
+                high = f" {side} {shown}"
     return f"{low}{loc[-1]}{high}" if low or high else ""
+
+
+# What a strict type error allows when the field has no numeric bounds.
+_KINDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false"}
+
+
+def spec_errors(errors: list[dict[str, Any]]) -> list[SpecError]:
+    """pydantic's errors of validating a JobSpec (`ValidationError.errors()`, locations relative to the
+    spec), one SpecError per field, in order, each naming the field and what is allowed."""
+    out: dict[str, SpecError] = {}
+    for err in errors:
+        ctx = err.get("ctx") or {}
+        cause = ctx.get("error")
+        if isinstance(cause, SpecError):
+            out.setdefault(cause.field, cause)
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        allowed = None
+        if "than" in err["type"] or err["type"] in _KINDS:
+            allowed = _allowed_range(err["loc"]) or _KINDS.get(err["type"])
+            if allowed:
+                message += f" (allowed: {allowed})"
+        elif err["type"] == "literal_error" and ctx.get("expected"):
+            allowed = str(ctx["expected"]).replace("'", "").replace(" or ", ", ")
+        field = _field_path(err["loc"])
+        out.setdefault(field, SpecError(field, message, allowed))
+    return list(out.values())
 
 
 def parse_spec(data: Any) -> JobSpec:
@@ -284,15 +332,7 @@ def parse_spec(data: Any) -> JobSpec:
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        cause = err.get("ctx", {}).get("error")
-        if isinstance(cause, SpecError):
-            raise cause from None
-        message = err["msg"].removeprefix("Value error, ")
-        allowed = _allowed_range(err["loc"]) if "than" in err["type"] else ""
-        if allowed:
-            message += f" (allowed: {allowed})"
-        raise SpecError(_field_path(err["loc"]), message) from None
+        raise spec_errors(exc.errors())[0] from None
 
 
 def _params(model: type[BaseModel], skip: tuple[str, ...] = ("kind",)) -> list[dict[str, Any]]:

@@ -4,28 +4,24 @@ last poll, step rows newer than the last seen id) and sends `job` events (the Jo
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from backend import store
 from backend.api.deps import MAX_ID
+from backend.api.schemas import READ_ERRORS, error_responses
 from backend.auth import Reader
 from backend.db import json_dumps
-from backend.models import Job
 
 router = APIRouter(prefix="/api", tags=["events"])
 POLL_S = 0.5
-HEARTBEAT_S = 15.0
+RETRY_MS = 2000
 # Rows written by another machine with a slightly late clock still get seen.
 LOOKBACK = timedelta(seconds=2)
-
-
-def _sse(event: str, data) -> str:
-    return f"event: {event}\ndata: {json_dumps(data)}\n\n"
 
 
 class _Poller:
@@ -38,27 +34,22 @@ class _Poller:
 
     def start(self) -> None:
         with self.sessions() as session:
-            self.watermark = session.scalar(select(func.max(Job.updated_at)))
+            self.watermark = store.newest_job_update(session)
             self.last_step = store.last_step_id(session)
 
-    def poll(self) -> list[str]:
+    def poll(self) -> list[ServerSentEvent]:
         out = []
         with self.sessions() as session:
             since = self.watermark - LOOKBACK if self.watermark is not None else None
-            q = select(Job).where(Job.deleted_at.is_(None))
-            if since is not None:
-                q = q.where(Job.updated_at > since)
-            if self.job_id is not None:
-                q = q.where(Job.id == self.job_id)
-            for job in session.scalars(q.order_by(Job.updated_at)):
+            for job in store.jobs_changed_since(session, since, self.job_id):
                 if self.sent.get(job.id) != job.updated_at:
                     self.sent[job.id] = job.updated_at
-                    out.append(_sse("job", store.job_to_dict(job)))
+                    out.append(ServerSentEvent(event="job", raw_data=json_dumps(store.job_to_dict(job))))
                 if self.watermark is None or job.updated_at > self.watermark:
                     self.watermark = job.updated_at
             for row_id, job_id, index in store.new_steps(session, self.last_step, self.job_id):
                 self.last_step = max(self.last_step, row_id)
-                out.append(_sse("step", {"job_id": job_id, "index": index}))
+                out.append(ServerSentEvent(event="step", raw_data=json_dumps({"job_id": job_id, "index": index})))
         if len(self.sent) > 10_000:  # forget jobs that stopped changing long ago
             cutoff = self.watermark - LOOKBACK
             self.sent = {k: v for k, v in self.sent.items() if v > cutoff}
@@ -67,36 +58,24 @@ class _Poller:
 
 @router.get(
     "/events",
-    summary="Server-sent events: `job` (Job JSON) and `step` ({job_id, index})",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
+    responses=error_responses(*READ_ERRORS),
+    summary="Server-sent events: `job` (Job JSON, as GET /api/jobs/{id}) and `step` ({job_id, index})",
 )
 async def events(
     request: Request,
     user: Reader,
     job_id: int | None = Query(None, ge=1, le=MAX_ID, description="only events of this job"),
     max_seconds: float | None = Query(None, gt=0, le=86400, description="end the stream after this long"),
-) -> StreamingResponse:
+) -> AsyncIterator[ServerSentEvent]:
+    # FastAPI's EventSourceResponse writes the events and sends a keep-alive comment after 15 s of silence.
     poller = _Poller(request.app.state.sessions, job_id)
     await run_in_threadpool(poller.start)
-
-    async def stream():
-        started = last_sent = time.monotonic()
-        yield "retry: 2000\n\n"
-        while True:
-            if await request.is_disconnected():
-                return
-            chunks = await run_in_threadpool(poller.poll)
-            now = time.monotonic()
-            if chunks:
-                yield "".join(chunks)
-                last_sent = now
-            elif now - last_sent > HEARTBEAT_S:
-                yield ": keep-alive\n\n"
-                last_sent = now
-            if max_seconds is not None and now - started >= max_seconds:
-                return
-            await asyncio.sleep(POLL_S)
-
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    started = time.monotonic()
+    yield ServerSentEvent(retry=RETRY_MS)
+    while not await request.is_disconnected():
+        for event in await run_in_threadpool(poller.poll):
+            yield event
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            return
+        await asyncio.sleep(POLL_S)

@@ -4,13 +4,13 @@ import functools
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
-from sqlalchemy import select, text
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from backend import store
-from backend.api.deps import DB, MAX_ID, FastJSONResponse, invalid
+from backend.api.deps import DB, MAX_ID, api_error, invalid
+from backend.api.schemas import READ_ERRORS, Catalog, CompareResponse, Health, Me, error_responses, respond
 from backend.auth import Reader
-from backend.models import Job
 
 router = APIRouter(prefix="/api", tags=["views"])
 MAX_COMPARE = 200
@@ -52,13 +52,18 @@ def downsample(items: list, points: int) -> list:
     return [items[i] for i in picks]
 
 
-@router.get("/compare", summary="Curves of several runs in one response, downsampled to `points` per run")
+@router.get(
+    "/compare",
+    response_model=CompareResponse,
+    responses=error_responses(*READ_ERRORS, 404),
+    summary="Curves of several runs in one response, downsampled to `points` per run",
+)
 def compare(
     session: DB,
     user: Reader,
     ids: str = Query(..., description="job ids, comma separated (at most 200)"),
     points: int = Query(200, ge=2, le=2000),
-) -> FastJSONResponse:
+) -> Response:
     try:
         job_ids = list(dict.fromkeys(int(p) for p in ids.split(",") if p.strip()))
     except ValueError:
@@ -69,10 +74,11 @@ def compare(
         raise invalid(("query", "ids"), f"at most {MAX_COMPARE} jobs can be compared at once")
     if any(j < 1 or j > MAX_ID for j in job_ids):
         raise invalid(("query", "ids"), f"job ids are integers from 1 to {MAX_ID}")
-    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids), Job.deleted_at.is_(None)))}
+    jobs = store.jobs_by_id(session, job_ids)
     missing = [j for j in job_ids if j not in jobs]
     if missing:
-        raise HTTPException(404, f"jobs not found: {', '.join(map(str, missing))}")
+        detail = f"jobs not found: {', '.join(map(str, missing))}"
+        raise api_error(404, "jobs not found", "ids", value=missing, detail=detail)
     curves = store.step_curves(session, job_ids)
     runs = [
         {
@@ -82,27 +88,42 @@ def compare(
         }
         for j in job_ids
     ]
-    return FastJSONResponse({"runs": runs})
+    return respond(CompareResponse, {"runs": runs})
 
 
-@router.get("/catalog", summary="Models, datasets, methods, schedules: parameters, types, ranges, defaults")
-def catalog(user: Reader) -> FastJSONResponse:
+@router.get(
+    "/catalog",
+    response_model=Catalog,
+    responses=error_responses(*READ_ERRORS),
+    summary="Models, datasets, methods, schedules: parameters, types, ranges, defaults",
+)
+def catalog(user: Reader) -> Response:
     from core.spec import catalog as build_catalog
 
-    return FastJSONResponse(build_catalog())
+    return respond(Catalog, build_catalog())
 
 
-@router.get("/me", summary="Who this request is: name, role, and the server's auth mode")
-def me(request: Request, user: Reader) -> FastJSONResponse:
+@router.get(
+    "/me",
+    response_model=Me,
+    responses=error_responses(*READ_ERRORS),
+    summary="Who this request is: name, role, and the server's auth mode",
+)
+def me(request: Request, user: Reader) -> Response:
     if request.app.state.settings.auth == "off":
-        return FastJSONResponse({"name": None, "role": "admin", "auth": "off"})  # one local user may do anything
+        return respond(Me, {"name": None, "role": "admin", "auth": "off"})  # one local user may do anything
     if user is None:  # public reading without a token
-        return FastJSONResponse({"name": None, "role": "anonymous", "auth": "tokens"})
-    return FastJSONResponse({"name": user.name, "role": user.role, "auth": "tokens"})
+        return respond(Me, {"name": None, "role": "anonymous", "auth": "tokens"})
+    return respond(Me, {"name": user.name, "role": user.role, "auth": "tokens"})
 
 
-@router.get("/health", summary="Database reachable, version")
-def health(request: Request) -> FastJSONResponse:
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the database cannot be reached"}},
+    summary="Database reachable, version",
+)
+def health(request: Request) -> Response:
     settings = request.app.state.settings
     body = {
         "status": "ok",
@@ -113,8 +134,8 @@ def health(request: Request) -> FastJSONResponse:
     }
     try:
         with request.app.state.sessions() as session:
-            session.execute(text("SELECT 1"))
+            store.ping(session)
     except Exception as exc:
         body.update(status="error", db=f"error: {exc.__class__.__name__}")
-        return FastJSONResponse(body, status_code=503)
-    return FastJSONResponse(body)
+        return respond(Health, body, status_code=503)
+    return respond(Health, body)

@@ -53,31 +53,93 @@ def test_submit_get_list(client, spec_dict):
     assert client.get("/api/jobs/999").status_code == 404
 
 
+def errors_of(r, status: int) -> list[dict]:
+    """The structured error body: a one-line `detail` string and one entry per problem."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert isinstance(body["detail"], str) and "\n" not in body["detail"]
+    assert body["errors"] and all(set(e) == {"field", "message", "allowed", "value"} for e in body["errors"])
+    return body["errors"]
+
+
 @pytest.mark.parametrize(
-    "change, loc, words",
+    "change, field, words, allowed",
     [
-        ({"model": "alexnet"}, ["body", "model"], ["lenet300_100", "resnet18"]),
-        ({"method": {"kind": "block", "block_size": 0}}, ["body", "method", "block_size"], ["1 to 4096"]),
-        ({"schedule": {"kind": "iterative", "rate": 1.5}}, ["body", "schedule", "rate"], ["less than 1"]),
-        ({"method": {"kind": "block", "layers": ["fc9"]}}, ["body", "method", "layers"], ["fc9", "fc1, fc2, fc3"]),
-        ({"dataset": "imagenet"}, ["body", "dataset"], ["digits", "cifar10"]),
+        ({"model": "alexnet"}, "model", ["lenet300_100", "resnet18"], "lenet300_100, vgg, vgg16_bn"),
+        ({"method": {"kind": "block", "block_size": 0}}, "method.block_size", ["1 to 4096"], "1 <= block_size <= 4096"),
+        ({"schedule": {"kind": "iterative", "rate": 1.5}}, "schedule.rate", ["less than 1"], "0 < rate < 1"),
+        ({"method": {"kind": "block", "layers": ["fc9"]}}, "method.layers", ["fc9", "fc1, fc2, fc3"], "fc1, fc2, fc3"),
+        ({"dataset": "imagenet"}, "dataset", ["digits", "cifar10"], "digits, mnist, fashion_mnist, cifar10"),
     ],
 )
-def test_bad_spec_is_422_and_stores_nothing(client, spec_dict, db_url, change, loc, words):
+def test_bad_spec_is_422_and_stores_nothing(client, spec_dict, db_url, change, field, words, allowed):
     r = client.post("/api/jobs", json=spec_dict(**change))
-    assert r.status_code == 422, r.text
-    detail = r.json()["detail"]
-    assert detail[0]["loc"] == loc
+    [error] = errors_of(r, 422)
+    assert error["field"] == field and error["allowed"].startswith(allowed)
     for word in words:
-        assert word in detail[0]["msg"]
+        assert word in error["message"]
+    assert r.json()["detail"] == f"{field}: {error['message']}"  # the line `prunelab run` prints
+    assert count_jobs(db_url) == 0
+
+
+def test_rate_error_reads_like_the_cli(client, spec_dict):
+    r = client.post("/api/jobs", json=spec_dict(schedule={"kind": "iterative", "rate": 1.5}))
+    assert r.json()["detail"] == "schedule.rate: Input should be less than 1 (allowed: 0 < rate < 1)"
+
+
+@pytest.mark.parametrize(
+    "change, field, allowed",
+    [
+        ({"schedule": {"kind": "iterative", "rate": "0.2"}}, "schedule.rate", "0 < rate < 1"),  # string for a float
+        ({"train": {"lr": True}}, "train.lr", "0 < lr <= 10"),  # bool for a float
+        ({"train": {"epochs": True}}, "train.epochs", "0 <= epochs <= 1000"),  # bool for an int
+        ({"train": {"epochs": "3"}}, "train.epochs", "0 <= epochs <= 1000"),  # string for an int
+        ({"train": {"epochs": 2.5}}, "train.epochs", "0 <= epochs <= 1000"),  # fraction for an int
+        ({"measure": {"latency": 1}}, "measure.latency", "true or false"),  # int for a bool
+        ({"seed": False}, "seed", "0 <= seed <= 2147483647"),
+        ({"method": {"kind": "block", "block_size": True}}, "method.block_size", "1 <= block_size <= 4096"),
+        ({"method": {"kind": "block", "block_size": ["2", 2]}}, "method.block_size", "1 <= block_size <= 4096"),
+    ],
+)
+def test_strict_numbers_and_booleans(client, spec_dict, db_url, change, field, allowed):
+    [error] = errors_of(client.post("/api/jobs", json=spec_dict(**change)), 422)
+    assert error["field"] == field and error["allowed"].startswith(allowed), error
+    assert count_jobs(db_url) == 0
+
+
+def test_ints_are_numbers(client, spec_dict):
+    """JSON writes 1 for 1.0: integers are accepted for float fields (and stored as given)."""
+    job = submit(client, spec_dict(train={"epochs": 1, "lr": 1, "momentum": 0}, schedule={"kind": "oneshot"}))
+    assert job["spec"]["train"]["lr"] == 1 and job["spec"]["train"]["momentum"] == 0
+
+
+def test_every_bad_field_is_reported_at_once(client, spec_dict, db_url):
+    bad = spec_dict(
+        model="alexnet",
+        train={"epochs": True, "lr": "fast"},
+        schedule={"kind": "iterative", "rate": 1.5, "rounds": 0},
+        colour="red",
+    )
+    r = client.post("/api/jobs", json=bad)
+    errors = errors_of(r, 422)
+    by_field = {e["field"]: e for e in errors}
+    assert set(by_field) == {"model", "train.epochs", "train.lr", "schedule.rate", "schedule.rounds", "colour"}
+    assert len(errors) == len(by_field)  # one entry per field
+    assert by_field["schedule.rounds"]["allowed"] == "1 <= rounds <= 200"
+    assert "not permitted" in by_field["colour"]["message"]
+    assert r.json()["detail"] == "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     assert count_jobs(db_url) == 0
 
 
 def test_body_not_an_object_is_422(client, db_url):
-    assert client.post("/api/jobs", json=[1, 2]).status_code == 422
-    assert (
-        client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
-    )
+    not_json = client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    for r, words in (
+        (client.post("/api/jobs", json=[1, 2]), "must be a job spec"),
+        (not_json, "not valid JSON"),
+        (client.post("/api/jobs"), "must be a job spec"),
+    ):
+        [error] = errors_of(r, 422)
+        assert error["field"] is None and words in error["message"], error
     assert count_jobs(db_url) == 0
 
 
@@ -110,9 +172,10 @@ def test_filters_sort_paging(client, spec_dict, db_url, step_factory):
     assert names(sort="name", limit=2, offset=1) == (["b", "c"], 3)
     assert names(owner="nobody") == ([], 0)
     for bad in ({"sort": "colour"}, {"status": "done"}, {"limit": 0}):
-        r = client.get("/api/jobs", params=bad)
-        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "query"
-    assert "allowed" in client.get("/api/jobs", params={"sort": "colour"}).json()["detail"][0]["msg"]
+        [error] = errors_of(client.get("/api/jobs", params=bad), 422)
+        assert error["field"] == f"query.{next(iter(bad))}"
+    [error] = errors_of(client.get("/api/jobs", params={"sort": "colour"}), 422)
+    assert "allowed" in error["message"]
 
 
 def test_steps_after_and_summary(client, spec_dict, db_url, step_factory):
@@ -143,7 +206,8 @@ def test_mask_small_layer_is_block_grid(client, spec_dict, db_url, step_factory)
     first = client.get(f"/api/jobs/{job_id}/layers/fc1/mask", params={"step": 0}).json()
     assert first["step"] == 0 and first["values"] != latest["values"]
     r = client.get(f"/api/jobs/{job_id}/layers/fc7/mask")
-    assert r.status_code == 404 and "fc1, fc2" in r.json()["detail"]
+    [error] = errors_of(r, 404)
+    assert "fc1, fc2" in r.json()["detail"] and error["field"] == "layer" and error["allowed"] == "fc1, fc2"
     assert client.get(f"/api/jobs/{job_id}/layers/fc1/mask", params={"step": 5}).status_code == 404
 
 
@@ -214,7 +278,11 @@ def test_compare_downsamples(client, spec_dict, db_url, step_factory):
         "speedup",
         "size_sparse_bytes",
     }
-    assert client.get("/api/compare", params={"ids": f"{long_run},99999"}).status_code == 404
+    r = client.get("/api/compare", params={"ids": f"99998,{long_run},99999"})
+    assert errors_of(r, 404) == [
+        {"field": "ids", "message": "jobs not found", "allowed": None, "value": [99998, 99999]}
+    ]
+    assert r.json()["detail"] == "jobs not found: 99998, 99999"
     assert client.get("/api/compare", params={"ids": "1,x"}).status_code == 422
     assert client.get("/api/compare", params={"ids": ",".join(map(str, range(1, 202)))}).status_code == 422
 
@@ -268,7 +336,8 @@ def test_catalog_and_health(client):
 def test_request_size_limit(make_client, spec_dict, db_url):
     client = make_client(max_request_bytes=1000)
     r = client.post("/api/jobs", json=spec_dict(name="x" * 190, tags=["t" * 50] * 20))
-    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    [error] = errors_of(r, 413)
+    assert "limit" in r.json()["detail"] and error["allowed"].startswith("at most 1000 bytes")
 
     def chunks():  # no Content-Length: counted while read
         yield b'{"name": "'
@@ -276,7 +345,7 @@ def test_request_size_limit(make_client, spec_dict, db_url):
         yield b'"}'
 
     r = client.post("/api/jobs", content=chunks(), headers={"content-type": "application/json"})
-    assert r.status_code == 413
+    errors_of(r, 413)
     assert count_jobs(db_url) == 0
 
 
@@ -386,5 +455,5 @@ def test_search_by_name(client, spec_dict):
     assert names("_") == {"100%_sparse"}
     assert names("resnet") == set()
     assert len(names("")) == 4  # empty: no filter
-    bad = client.get("/api/jobs", params={"q": "a\x00b"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "q"]
+    [error] = errors_of(client.get("/api/jobs", params={"q": "a\x00b"}), 422)
+    assert error["field"] == "query.q"

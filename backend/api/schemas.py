@@ -1,0 +1,301 @@
+"""Response models of every JSON endpoint (a Base / Public family per resource) and the error body.
+
+The routes declare them with `response_model=` for the OpenAPI document and build their bodies with
+`respond()`: validated against the model, written by orjson from the store's dicts, so the bytes are the
+ones the frontend has always read and the hot lists skip a second encoding pass.
+"""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from backend.db import json_dumps
+from backend.models import JOB_STATUSES
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, description="ISO 8601, UTC")]
+Number = float | int  # what a JSON number in stored metrics may be
+
+
+class _Open(BaseModel):
+    """Documents the keys every client relies on; more keys may come (step metrics grow with the engine)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorItem(BaseModel):
+    field: str | None = Field(
+        description="dotted path of the field, e.g. schedule.rate (query.sort / path.job_id outside the body); "
+        "null when the error concerns the whole request"
+    )
+    message: str
+    allowed: str | None = Field(None, description="what the field allows, e.g. 0 < rate < 1")
+    value: Any = Field(None, description="the offending value(s), e.g. the ids of missing jobs")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="one-line summary, for display")
+    errors: list[ErrorItem] = Field(description="one entry per problem (per field for 422)")
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for an endpoint: each error status it answers, with the ErrorBody model."""
+    described = {
+        400: "Bad request",
+        401: "No API token, or an invalid or revoked one (team servers, PRUNELAB_AUTH=tokens)",
+        403: "The token's user may not do this (a viewer writing, or not the job's owner)",
+        404: "Not found",
+        409: "The job's state does not allow this",
+        413: "Request body larger than PRUNELAB_MAX_REQUEST_BYTES",
+        422: "Invalid input: one entry per field, naming the allowed values",
+        429: "Too many queued or running jobs for this user (PRUNELAB_MAX_QUEUED_JOBS_PER_USER)",
+    }
+    return {code: {"model": ErrorBody, "description": described[code]} for code in sorted(codes)}
+
+
+# Error statuses by kind of route.
+READ_ERRORS = (401, 422)
+WRITE_ERRORS = (401, 403, 422)
+
+# ---------------------------------------------------------------- jobs
+
+
+class JobSummary(BaseModel):
+    steps: int = Field(description="steps stored so far")
+    sparsity: float | None = Field(description="sparsity of the latest step")
+    accuracy: float | None = Field(description="test accuracy of the latest step")
+    best_accuracy: float | None
+    baseline_accuracy: float | None
+    speedup: float | None = Field(description="measured latency speedup of the latest step")
+
+
+class JobBase(BaseModel):
+    name: str
+    model: str
+    dataset: str
+    method: str = Field(description="method kind: block, magnitude, channel, group_lasso")
+    schedule: str = Field(description="schedule kind: oneshot, iterative")
+    tags: list[str]
+
+
+class JobPublic(JobBase):
+    id: int
+    status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
+    progress: float
+    message: str | None
+    spec: dict[str, Any] = Field(description="the job spec as submitted and validated (see JobSpec)")
+    owner: str | None
+    error: str | None
+    queue: str
+    attempts: int
+    cancel_requested: bool
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    baseline: dict[str, Any] | None = Field(description="metrics of the trained baseline")
+    summary: JobSummary
+
+
+class JobList(BaseModel):
+    items: list[JobPublic]
+    total: int = Field(description="jobs matching the filters, in all")
+    limit: int
+    offset: int
+
+
+class JobDeleted(BaseModel):
+    deleted: int
+
+
+# ---------------------------------------------------------------- steps and masks
+
+
+class Latency(_Open):
+    device: str | None = None
+    batch_size: int | None = None
+    dense_ms: Number | None = None
+    realised_ms: Number | None = None
+    speedup: Number | None = None
+    form: str | None = None
+
+
+class StepLayer(_Open):
+    name: str
+    shape: list[int] | None = None
+    sparsity: Number | None = None
+
+
+class StepPublic(_Open):
+    """One pruning step's measurements (the engine's step dict, masks left out)."""
+
+    index: int
+    created_at: Timestamp | None = None
+    target_sparsity: Number | None = None
+    sparsity: Number | None = None
+    accuracy: Number | None = None
+    accuracy_before_finetune: Number | None = None
+    params_total: int | None = None
+    params_nonzero: int | None = None
+    flops_dense: Number | None = None
+    flops_effective: Number | None = None
+    latency: Latency | None = None
+    layers: list[StepLayer] = []
+
+
+class StepList(BaseModel):
+    items: list[StepPublic]
+
+
+class LayerMaskPublic(BaseModel):
+    layer: str
+    step: int
+    kind: Literal["blocks", "density"] = Field(
+        description="blocks: 1 = block kept; density: share of weights kept in each cell"
+    )
+    shape: list[int] = Field(description="rows, cols of `values` (at most 256 x 256)")
+    cell: list[Number] = Field(description="weights per cell: rows, cols")
+    weight_shape: list[int] | None
+    sparsity: float | None
+    values: list[list[Number]]
+
+
+class ExportLayer(_Open):
+    name: str
+    mask: dict[str, Any] | None = Field(None, description="block_shape and the encoded keep grid")
+    density: dict[str, Any] | None = Field(None, description="the encoded density grid")
+
+
+class ExportStep(_Open):
+    index: int
+    layers: list[ExportLayer] = []
+
+
+class JobExport(BaseModel):
+    job: JobPublic
+    baseline: dict[str, Any] | None
+    steps: list[ExportStep]
+
+
+# ---------------------------------------------------------------- views
+
+
+class ComparePoint(BaseModel):
+    index: int | None
+    target_sparsity: Number | None
+    sparsity: Number | None
+    accuracy: Number | None
+    accuracy_before_finetune: Number | None
+    flops_effective: Number | None
+    flops_dense: Number | None
+    latency_ms: Number | None
+    dense_latency_ms: Number | None
+    speedup: Number | None
+    size_sparse_bytes: Number | None
+    size_dense_bytes: Number | None
+
+
+class CompareRun(BaseModel):
+    job: JobPublic
+    points: list[ComparePoint]
+    total_points: int = Field(description="steps stored, before downsampling")
+
+
+class CompareResponse(BaseModel):
+    runs: list[CompareRun]
+
+
+class CatalogParam(_Open):
+    name: str
+    type: str = Field(description="int, float, bool, str, enum, list or map")
+    default: Any = None
+    help: str = ""
+
+
+class CatalogModel(_Open):
+    name: str
+    label: str
+    layers: list[str]
+    default_layers: list[str]
+
+
+class CatalogDataset(_Open):
+    name: str
+    label: str
+    builtin: bool
+
+
+class CatalogKind(_Open):
+    kind: str
+    label: str
+    params: list[CatalogParam]
+
+
+class CatalogSection(_Open):
+    params: list[CatalogParam]
+
+
+class CatalogPreset(_Open):
+    name: str
+    label: str
+    spec: dict[str, Any]
+
+
+class Catalog(BaseModel):
+    models: list[CatalogModel]
+    datasets: list[CatalogDataset]
+    methods: list[CatalogKind]
+    schedules: list[CatalogKind]
+    train: CatalogSection
+    measure: CatalogSection
+    devices: list[str]
+    presets: list[CatalogPreset]
+
+
+class Me(BaseModel):
+    name: str | None
+    role: Literal["admin", "user", "viewer", "anonymous"]
+    auth: Literal["off", "tokens"]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    db: str = Field(description="ok, or error: <exception class>")
+    version: str
+    auth: Literal["off", "tokens"]
+    public_read: bool
+
+
+class JobEvent(JobPublic):
+    """data of an `event: job` server-sent event."""
+
+
+class StepEvent(BaseModel):
+    """data of an `event: step` server-sent event."""
+
+    job_id: int
+    index: int
+
+
+# ---------------------------------------------------------------- responses
+
+_adapters: dict[type, TypeAdapter] = {}
+
+
+def check(model: type[BaseModel], content: Any) -> None:
+    """Validate `content` against `model`: a wrong shape is a 500 here, not a surprise in a client."""
+    adapter = _adapters.get(model)
+    if adapter is None:
+        adapter = _adapters[model] = TypeAdapter(model)
+    adapter.validate_python(content)
+
+
+def respond(model: type[BaseModel], content: Any, status_code: int = 200, headers: dict | None = None) -> Response:
+    """A JSON response of `content` checked against `model`, written by orjson from the dicts themselves (not
+    re-encoded from the validated model): the bytes stay the ones clients have always read, and validating
+    costs about as much as one orjson pass (a page of 50 jobs: ~0.14 ms, ~0.1 ms to write)."""
+    check(model, content)
+    return Response(json_dumps(content), status_code=status_code, media_type="application/json", headers=headers)
