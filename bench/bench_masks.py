@@ -58,11 +58,14 @@ def library_table(weight: torch.Tensor, block: tuple[int, int], repeats: int) ->
     assert torch.equal(kth_smallest(scores, k), scores.kthvalue(k).values)
     pooled = F.avg_pool2d(weight.abs()[None, None], block)[0, 0]
     assert torch.allclose(block_scores(weight, block, "mean_abs"), pooled / pooled.max(), rtol=1e-4, atol=1e-6)
-    print(f"\n{'what':<34}{'ours':<22}{'ms':>8}{'library':>24}{'ms':>8}{'library / ours':>16}")
+    print(f"\n{'what':<34}{'ours':<22}{'wall / cpu ms':>15}{'library':>20}{'wall / cpu ms':>15}  library / ours (cpu)")
     for what, (ours, fn_ours), (lib, fn_lib) in rows:
         ms = interleaved_times({ours: fn_ours, lib: fn_lib}, "cpu", repeats, warmup=1, budget_s=600.0)
-        a, b = ms[ours]["wall"], ms[lib]["wall"]
-        print(f"{what:<34}{ours:<22}{a:>8.1f}{lib:>24}{b:>8.1f}{b / a:>15.2f}x")
+        a, b = ms[ours], ms[lib]
+        print(
+            f"{what:<34}{ours:<22}{a['wall']:>8.1f} /{a['cpu']:>5.1f}{lib:>20}{b['wall']:>8.1f} /{b['cpu']:>5.1f}"
+            f"{b['wall'] / a['wall']:>8.2f}x ({b['cpu'] / a['cpu']:.2f}x)"
+        )
 
 
 def main() -> None:
