@@ -7,51 +7,22 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-
-PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
-if not Path(PRUNELAB[0]).exists():
-    PRUNELAB = [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
-
-SPEC = {
-    "name": "served",
-    "model": "lenet300_100",
-    "dataset": "digits",
-    "device": "cpu",
-    "train": {"epochs": 2},
-    "method": {"kind": "block", "block_size": 2},
-    "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
-    "measure": {"latency": False},
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def embedded_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNELAB_")}
-    env.update(PRUNELAB_HOME=str(home), OMP_NUM_THREADS="1")
-    return env
 
 
 class Served:
     """A `prunelab serve` subprocess whose output is collected by a thread."""
 
-    def __init__(self, home: Path, *args: str):
-        self.port = free_port()
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, *args: str):
+        self.port = port
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [*PRUNELAB, "serve", "--port", str(self.port), *args],
-            env=embedded_env(home),
+            [*argv, "serve", "--port", str(self.port), *args],
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -66,18 +37,6 @@ class Served:
     @property
     def output(self) -> str:
         return "".join(self.lines)
-
-    def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"serve exited early:\n{self.output}"
-            try:
-                if httpx.get(self.base + "/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"serve not ready after {timeout_s} s:\n{self.output}")
 
     def worker_pid(self) -> int:
         found = re.search(r"worker started \(pid (\d+)", self.output)
@@ -102,12 +61,14 @@ def process_group_alive(pgid: int) -> bool:
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, prunelab_argv, prunelab_env, free_port, wait_healthy):
+    """served(*args): `prunelab serve ARGS` on an embedded HOME, once it answers /api/health."""
     started: list[Served] = []
 
     def start(*args: str) -> Served:
-        s = Served(tmp_path / "home", *args)
+        s = Served(prunelab_argv, prunelab_env(tmp_path / "home"), free_port(), *args)
         started.append(s)
+        wait_healthy(s.base, s.proc, lambda: s.output, timeout_s=60)
         return s
 
     yield start
@@ -120,20 +81,21 @@ def served(tmp_path):
             os.killpg(int(pid.group(1)), signal.SIGKILL)
 
 
-def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_path):
+def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_path, small_spec, wait_until):
     server = served()
-    server.wait_ready()
     worker_pid = server.worker_pid()
     assert "open http://127.0.0.1:" in server.output
 
     started = time.monotonic()
-    resp = httpx.post(server.base + "/api/jobs", json=SPEC, timeout=10)
+    resp = httpx.post(server.base + "/api/jobs", json=small_spec(name="served"), timeout=10)
     assert resp.status_code == 201, resp.text
     job_id = resp.json()["id"]
-    deadline = time.monotonic() + 240
-    while (job := httpx.get(f"{server.base}/api/jobs/{job_id}", timeout=10).json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, f"job still {job['status']}:\n{server.output[-3000:]}"
-        time.sleep(0.5)
+
+    def finished():
+        job = httpx.get(f"{server.base}/api/jobs/{job_id}", timeout=10).json()
+        return job["status"] not in ("queued", "running") and job
+
+    job = wait_until(finished, 240, lambda: f"job {job_id}:\n{server.output[-3000:]}", interval_s=0.5)
     took = time.monotonic() - started
     assert job["status"] == "succeeded", job["error"]
     steps = httpx.get(f"{server.base}/api/jobs/{job_id}/steps", timeout=10).json()["items"]
@@ -143,8 +105,8 @@ def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_
 
     assert server.stop(signal.SIGINT) == 0
     assert "stopped" in server.output
-    time.sleep(0.5)
-    assert not process_group_alive(worker_pid), "the worker (or one of its pool processes) outlived serve"
+    # serve returns once its worker's main process is reaped; its pool children follow within moments
+    wait_until(lambda: not process_group_alive(worker_pid), 10, "the worker's pool processes to exit with serve")
 
 
 def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served):
@@ -156,7 +118,6 @@ def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served
     assert {p["spec"]["model"] for p in PRESETS if p.get("quick")} == {"lenet300_100"}  # minutes, not hours
 
     server = served("--no-worker", "--example")
-    server.wait_ready()
     jobs = httpx.get(server.base + "/api/jobs", params={"sort": "id"}, timeout=10).json()["items"]
     assert [j["name"] for j in jobs] == quick
     assert all(j["status"] == "queued" for j in jobs)
@@ -170,38 +131,30 @@ def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served
     assert server.stop(signal.SIGTERM) == 0
 
 
-def test_serve_refuses_a_port_in_use(tmp_path):
+def test_serve_refuses_a_port_in_use(tmp_path, prunelab, prunelab_env):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run(
-            [*PRUNELAB, "serve", "--port", str(port)],
-            env=embedded_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = prunelab("serve", "--port", str(port), env=prunelab_env(tmp_path))
     assert done.returncode == 1
     assert f"port {port}" in done.stderr and "--port" in done.stderr
 
 
-def test_db_upgrade_creates_the_schema(tmp_path):
+def test_db_upgrade_creates_the_schema(tmp_path, prunelab, prunelab_env):
     db = tmp_path / "team.sqlite"
-    env = {**embedded_env(tmp_path), "PRUNELAB_DATABASE_URL": f"sqlite:///{db}"}
-    done = subprocess.run([*PRUNELAB, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    env = prunelab_env(tmp_path, PRUNELAB_DATABASE_URL=f"sqlite:///{db}")
+    done = prunelab("db", "upgrade", env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert {"jobs", "steps", "layer_masks", "alembic_version"} <= tables
-    again = subprocess.run([*PRUNELAB, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    again = prunelab("db", "upgrade", env=env, timeout=120)
     assert again.returncode == 0, again.stderr  # idempotent
 
 
-def test_worker_rejects_an_unknown_queue(tmp_path):
-    env = {**embedded_env(tmp_path), "COLUMNS": "200"}  # one line: no wrapping inside the error box
-    done = subprocess.run(
-        [*PRUNELAB, "worker", "--queues", "cpu,tpu"], env=env, capture_output=True, text=True, timeout=60
-    )
+def test_worker_rejects_an_unknown_queue(tmp_path, prunelab, prunelab_env):
+    env = prunelab_env(tmp_path, COLUMNS="200")  # one line: no wrapping inside the error box
+    done = prunelab("worker", "--queues", "cpu,tpu", env=env)
     assert done.returncode == 2
     assert "--queues" in done.stderr and "'tpu'" in done.stderr and "default, cpu, gpu" in done.stderr

@@ -5,9 +5,7 @@ on the same HOME. `submit --wait` runs a small digits job to the end."""
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,75 +14,31 @@ import httpx
 import pytest
 import yaml
 
-PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
-if not Path(PRUNELAB[0]).exists():
-    PRUNELAB = [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
-
-SPEC = {
-    "name": "from-the-cli",
-    "model": "lenet300_100",
-    "dataset": "digits",
-    "device": "cpu",
-    "train": {"epochs": 2},
-    "method": {"kind": "block", "block_size": 2},
-    "schedule": {"kind": "iterative", "rate": 0.3, "rounds": 3, "finetune_epochs": 1},
-    "measure": {"latency": False},
-    "tags": ["cli"],
-}
-# Long enough to be cancelled while we wait on it.
-SLOW_SPEC = dict(
-    SPEC, name="to-cancel", train={"epochs": 50}, schedule={"kind": "iterative", "rate": 0.2, "rounds": 20}
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNELAB_")}
-    env.update(PRUNELAB_HOME=str(home), OMP_NUM_THREADS="1", **extra)
-    return env
-
-
-def prunelab(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*PRUNELAB, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
 
 class TeamServer:
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, argv: list[str], prunelab, prunelab_env, port: int, wait_healthy):
         self.home = home
-        self.port = free_port()
+        self.prunelab_env = prunelab_env
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        added = prunelab("user", "add", "alice", env=clean_env(home))
+        added = prunelab("user", "add", "alice", env=prunelab_env(home))
         assert added.returncode == 0, added.stderr
         self.token = added.stdout.strip()
-        self.viewer_token = prunelab("user", "add", "vera", "--viewer", env=clean_env(home)).stdout.strip()
+        self.viewer_token = prunelab("user", "add", "vera", "--viewer", env=prunelab_env(home)).stdout.strip()
         self.proc = subprocess.Popen(
-            [*PRUNELAB, "serve", "--port", str(self.port)],
-            env=clean_env(home, PRUNELAB_AUTH="tokens"),
+            [*argv, "serve", "--port", str(self.port)],
+            env=prunelab_env(home, PRUNELAB_AUTH="tokens"),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
-        deadline = time.monotonic() + 90
-        while True:
-            assert self.proc.poll() is None, "serve exited:\n" + "".join(self.lines)
-            try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve not ready:\n" + "".join(self.lines)
-            time.sleep(0.3)
+        wait_healthy(self.url, self.proc, lambda: "".join(self.lines))
         self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return clean_env(self.home / "client-side", **extra)  # the client needs no HOME of the server's
+        return self.prunelab_env(self.home / "client-side", **extra)  # the client needs no HOME of the server's
 
     def stop(self) -> None:
         self.http.close()
@@ -97,10 +51,23 @@ class TeamServer:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    served = TeamServer(tmp_path_factory.mktemp("team-home"))
+def server(tmp_path_factory, prunelab_argv, prunelab, prunelab_env, free_port, wait_healthy):
+    served = TeamServer(
+        tmp_path_factory.mktemp("team-home"), prunelab_argv, prunelab, prunelab_env, free_port(), wait_healthy
+    )
     yield served
     served.stop()
+
+
+@pytest.fixture(scope="module")
+def spec(small_spec) -> dict:
+    return small_spec(name="from-the-cli", tags=["cli"])
+
+
+@pytest.fixture(scope="module")
+def slow_spec(spec) -> dict:
+    """Long enough to be cancelled while we wait on it."""
+    return dict(spec, name="to-cancel", train={"epochs": 50}, schedule={"kind": "iterative", "rate": 0.2, "rounds": 20})
 
 
 @pytest.fixture
@@ -113,14 +80,40 @@ def spec_file(tmp_path):
     return write
 
 
+@pytest.fixture
+def waiting_submit(server, prunelab_argv):
+    """waiting_submit(spec_path, *more_args): `prunelab submit --wait` as a running subprocess (text pipes)."""
+
+    def start(spec_path: Path, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                *prunelab_argv,
+                "submit",
+                str(spec_path),
+                "--server",
+                server.url,
+                "--token",
+                server.token,
+                "--wait",
+                *args,
+            ],
+            env=server.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return start
+
+
 def job_count(server: TeamServer) -> int:
     return server.http.get("/api/jobs").json()["total"]
 
 
-def test_submit_wait_runs_a_job_to_the_end(server, spec_file):
+def test_submit_wait_runs_a_job_to_the_end(server, spec_file, spec, prunelab):
     done = prunelab(
         "submit",
-        str(spec_file(SPEC)),
+        str(spec_file(spec)),
         "--server",
         server.url,
         "--token",
@@ -141,10 +134,10 @@ def test_submit_wait_runs_a_job_to_the_end(server, spec_file):
     assert f"job {job['id']} succeeded: 3 steps" in done.stderr
 
 
-def test_status_table_and_one_job_with_env_settings(server, spec_file):
+def test_status_table_and_one_job_with_env_settings(server, spec_file, spec, prunelab):
     submitted = prunelab(
         "submit",
-        str(spec_file(dict(SPEC, name="listed"))),
+        str(spec_file(dict(spec, name="listed"))),
         env=server.env(PRUNELAB_SERVER=server.url, PRUNELAB_TOKEN=server.token),
     )
     assert submitted.returncode == 0, submitted.stderr
@@ -165,25 +158,8 @@ def test_status_table_and_one_job_with_env_settings(server, spec_file):
     assert details["run"] == "lenet300_100 on digits, block / iterative"
 
 
-def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file):
-    waiting = subprocess.Popen(
-        [
-            *PRUNELAB,
-            "submit",
-            str(spec_file(SLOW_SPEC)),
-            "--server",
-            server.url,
-            "--token",
-            server.token,
-            "--wait",
-            "--interval",
-            "0.3",
-        ],
-        env=server.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file, slow_spec, waiting_submit):
+    waiting = waiting_submit(spec_file(slow_spec), "--interval", "0.3")
     url = waiting.stdout.readline().strip()
     job_id = url.rsplit("/", 1)[1]
     assert server.http.post(f"/api/jobs/{job_id}/cancel").status_code == 200
@@ -192,23 +168,8 @@ def test_wait_exits_non_zero_when_the_job_is_cancelled(server, spec_file):
     assert stderr.strip().splitlines()[-1].startswith(f"error: job {job_id} cancelled")
 
 
-def test_ctrl_c_stops_waiting_but_not_the_job(server, spec_file):
-    waiting = subprocess.Popen(
-        [
-            *PRUNELAB,
-            "submit",
-            str(spec_file(dict(SLOW_SPEC, name="left-alone"))),
-            "--server",
-            server.url,
-            "--token",
-            server.token,
-            "--wait",
-        ],
-        env=server.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def test_ctrl_c_stops_waiting_but_not_the_job(server, spec_file, slow_spec, waiting_submit):
+    waiting = waiting_submit(spec_file(dict(slow_spec, name="left-alone")))
     job_id = waiting.stdout.readline().strip().rsplit("/", 1)[1]
     time.sleep(1.5)  # inside the waiting loop
     waiting.send_signal(signal.SIGINT)
@@ -219,7 +180,7 @@ def test_ctrl_c_stops_waiting_but_not_the_job(server, spec_file):
     assert server.http.post(f"/api/jobs/{job_id}/cancel").status_code == 200
 
 
-def test_errors_are_one_clear_line(server, spec_file, tmp_path):
+def test_errors_are_one_clear_line(server, spec_file, spec, tmp_path, free_port):
     before = job_count(server)
 
     def error_of(*args: str) -> str:  # in-process (a subprocess each costs seconds on a busy machine)
@@ -233,22 +194,22 @@ def test_errors_are_one_clear_line(server, spec_file, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         return lines[0]
 
-    bad = spec_file(dict(SPEC, method={"kind": "block", "block_size": 0}), "bad.yaml")
+    bad = spec_file(dict(spec, method={"kind": "block", "block_size": 0}), "bad.yaml")
     line = error_of("submit", str(bad), "--server", server.url, "--token", server.token)
     assert line.startswith(f"error: {bad}: method.block_size: ") and "1 to 4096" in line
-    line = error_of("submit", str(spec_file(dict(SPEC, model="alexnet"), "model.yaml")), "--server", server.url)
+    line = error_of("submit", str(spec_file(dict(spec, model="alexnet"), "model.yaml")), "--server", server.url)
     assert "model: " in line and "lenet300_100" in line  # names the allowed values
     line = error_of("submit", str(tmp_path / "missing.yaml"), "--server", server.url)
     assert "cannot read" in line
 
-    line = error_of("submit", str(spec_file(SPEC)), "--server", server.url)
+    line = error_of("submit", str(spec_file(spec)), "--server", server.url)
     assert line.startswith("error: HTTP 401 Unauthorized: ") and "PRUNELAB_TOKEN" in line
-    line = error_of("submit", str(spec_file(SPEC)), "--server", server.url, "--token", "pl_revoked-or-made-up")
+    line = error_of("submit", str(spec_file(spec)), "--server", server.url, "--token", "pl_revoked-or-made-up")
     assert line == (
         "error: HTTP 401 Unauthorized: invalid or revoked API token "
         "(give --token or set PRUNELAB_TOKEN; `prunelab user add` makes one)"
     )
-    line = error_of("submit", str(spec_file(SPEC)), "--server", server.url, "--token", server.viewer_token)
+    line = error_of("submit", str(spec_file(spec)), "--server", server.url, "--token", server.viewer_token)
     assert line.startswith("error: HTTP 403 Forbidden: ") and "viewer" in line
     line = error_of("status", "--status", "sleeping", "--server", server.url, "--token", server.token)
     assert line.startswith("error: HTTP 422 Unprocessable") and "query.status: " in line  # the API's 422 detail
@@ -261,7 +222,7 @@ def test_errors_are_one_clear_line(server, spec_file, tmp_path):
 
 
 def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(
-    postgres_url, redis_url, tmp_path, spec_file
+    postgres_url, redis_url, tmp_path, spec_file, spec, prunelab, prunelab_argv, prunelab_env, free_port, wait_healthy
 ):
     """What docker-compose.yml runs, without docker: `prunelab db upgrade`, `prunelab serve --no-worker` and
     `prunelab worker --queues cpu,default` as separate processes on Postgres + Redis, sharing ARTIFACT_DIR."""
@@ -275,7 +236,7 @@ def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env(
+    env = prunelab_env(
         tmp_path / "home",
         PRUNELAB_AUTH="tokens",
         PRUNELAB_ARTIFACT_DIR=str(tmp_path / "artifacts"),
@@ -291,26 +252,18 @@ def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(
             ["worker", "--queues", "cpu,default"],
         ):
             procs.append(
-                subprocess.Popen([*PRUNELAB, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.Popen([*prunelab_argv, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and procs[0].poll() is None, "the API did not start"
-            time.sleep(0.3)
+        wait_healthy(url, procs[0], lambda: "the API did not start", timeout_s=60)
         done = prunelab(
             "submit",
-            str(spec_file(SPEC)),
+            str(spec_file(spec)),
             "--server",
             url,
             "--token",
             token,
             "--wait",
-            env=clean_env(tmp_path / "client"),
+            env=prunelab_env(tmp_path / "client"),
             timeout=600,
         )
         assert done.returncode == 0, done.stderr

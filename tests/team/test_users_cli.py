@@ -5,25 +5,14 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-PRUNELAB = [str(Path(sys.executable).parent / "prunelab")]
-if not Path(PRUNELAB[0]).exists():
-    PRUNELAB = [sys.executable, "-c", "from cli.main import app; app(prog_name='prunelab')"]
 
 
 @pytest.fixture
 def home(tmp_path) -> Path:
     return tmp_path / "home"
-
-
-def prunelab(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNELAB_")}
-    env["PRUNELAB_HOME"] = str(home)
-    return subprocess.run([*PRUNELAB, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def in_process(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -53,8 +42,8 @@ def token_rows(home: Path) -> list[tuple]:
         ).fetchall()
 
 
-def test_user_add_prints_the_token_once_and_stores_only_its_hash(home):
-    added = prunelab(home, "user", "add", "alice", "--admin")
+def test_user_add_prints_the_token_once_and_stores_only_its_hash(home, prunelab, prunelab_env):
+    added = prunelab("user", "add", "alice", "--admin", env=prunelab_env(home))
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip()
     assert token.startswith("pl_") and "\n" not in token and len(token) > 30  # stdout is the token alone
@@ -68,7 +57,8 @@ def test_user_add_prints_the_token_once_and_stores_only_its_hash(home):
     for path in home.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
-    listings = prunelab(home, "user", "list").stdout + prunelab(home, "token", "list").stdout
+    listings = prunelab("user", "list", env=prunelab_env(home)).stdout
+    listings += prunelab("token", "list", env=prunelab_env(home)).stdout
     assert "alice" in listings and token not in listings
 
 
