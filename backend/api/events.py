@@ -59,7 +59,7 @@ class _Poller:
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    responses=error_responses(*READ_ERRORS),
+    responses=error_responses(*READ_ERRORS, by_ref=True),
     summary="Server-sent events: `job` (Job JSON, as GET /api/jobs/{id}) and `step` ({job_id, index})",
 )
 async def events(

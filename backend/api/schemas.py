@@ -41,8 +41,10 @@ class ErrorBody(BaseModel):
     errors: list[ErrorItem] = Field(description="one entry per problem (per field for 422)")
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for an endpoint: each error status it answers, with the ErrorBody model."""
+def error_responses(*codes: int, by_ref: bool = False) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for an endpoint: each error status it answers, with the ErrorBody model. `by_ref`: for
+    routes whose success is not JSON (FastAPI would file a model under the route's media type), refer to the
+    ErrorBody schema that the JSON routes publish."""
     described = {
         400: "Bad request",
         401: "No API token, or an invalid or revoked one (team servers, PRUNELAB_AUTH=tokens)",
@@ -53,6 +55,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input: one entry per field, naming the allowed values",
         429: "Too many queued or running jobs for this user (PRUNELAB_MAX_QUEUED_JOBS_PER_USER)",
     }
+    if by_ref:
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        return {code: {"content": content, "description": described[code]} for code in sorted(codes)}
     return {code: {"model": ErrorBody, "description": described[code]} for code in sorted(codes)}
 
 

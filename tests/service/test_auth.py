@@ -58,6 +58,7 @@ def test_writes_owner_admin_viewer(make_client, users, spec_dict):
     assert client.post("/api/jobs", json=spec_dict()).status_code == 401
     r = client.post("/api/jobs", json=spec_dict(), headers=bearer(users["vic"]))
     assert r.status_code == 403 and "viewer" in r.json()["detail"]
+    assert r.json()["errors"] == [{"field": None, "message": r.json()["detail"], "allowed": None, "value": None}]
     job = client.post("/api/jobs", json=spec_dict(), headers=bearer(users["uma"])).json()
     assert job["owner"] == "uma"
     assert client.post(f"/api/jobs/{job['id']}/cancel", headers=bearer(users["otto"])).status_code == 403
@@ -88,6 +89,8 @@ def test_per_user_queue_limit(make_client, users, spec_dict):
         assert client.post("/api/jobs", json=spec_dict(), headers=bearer(users["uma"])).status_code == 201
     r = client.post("/api/jobs", json=spec_dict(), headers=bearer(users["uma"]))
     assert r.status_code == 429 and "queued or running" in r.json()["detail"]
+    [error] = r.json()["errors"]
+    assert error["allowed"] == "at most 2 queued or running jobs per user"
     assert client.post("/api/jobs", json=spec_dict(), headers=bearer(users["otto"])).status_code == 201
 
 
@@ -122,6 +125,18 @@ def test_short_prefix_matching_two_tokens_is_refused(db_url, users):
             store.revoke_token(s, "pl_SAME1")
         assert store.revoke_token(s, "pl_SAME1b") == 1
         assert store.revoke_token(s, "pl_SAME1") == 1  # only one active token left with that start
+
+
+def test_401_is_the_error_body_with_a_challenge(make_client, users):
+    client = make_client(auth="tokens")
+    for r in (client.get("/api/jobs"), client.get("/api/jobs", headers=bearer("nope"))):
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        body = r.json()
+        assert "token" in body["detail"] and body["errors"][0]["message"] == body["detail"]
+    # a scheme other than Bearer is no token at all
+    r = client.get("/api/jobs", headers={"Authorization": f"Basic {users['vic']}"})
+    assert r.status_code == 401 and "required" in r.json()["detail"]
+    assert client.get("/api/jobs", headers={"Authorization": f"bearer  {users['vic']} "}).status_code == 200
 
 
 def test_me(make_client, users):
