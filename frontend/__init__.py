@@ -1,6 +1,12 @@
 """The dashboard: one HTML page, plain ES modules and CSS, and Plotly.js from the installed `plotly` package.
 
 No build step and no network: everything the page loads is served by the API process itself.
+
+static/js/: main.js (router, top bar), api.js (requests, tokens, error bodies), live.js (event stream and
+fallback polling), constants.js (statuses, method names and colours, poll intervals), format.js (numbers and
+spec summaries), ui.js (DOM helpers, badges, banners), charts.js (Plotly loading, layouts, plotText for user
+strings), figures/ (Plotly figure builders), tables/, form/ (New run fields, errors, spec defaults), run/ (run
+page parts), pages/ (one thin module per route composing the rest).
 """
 
 import gzip

@@ -2,18 +2,21 @@
 
 import csv
 import io
+import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from backend import store
 from backend.db import session_scope
 
+INVALID = re.compile(r"\binvalid\b")  # the class a field with an error message carries
 CURVE_POINTS = "() => { const el = document.querySelector('#curve'); return el && el.data ? el.data[0].x.length : -1; }"
 
 
 def wait_for_status(page, status: str, timeout_s: float):
-    page.wait_for_selector(f"#run-head .status[data-status='{status}']", timeout=timeout_s * 1000)
+    expect(page.locator(f"#run-head .status[data-status='{status}']")).to_be_visible(timeout=timeout_s * 1000)
 
 
 def heatmap_state(page) -> dict:
@@ -46,14 +49,11 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     page.wait_for_url("**/#/run/*")
     job_id = int(page.url.rsplit("/", 1)[1])
 
-    # Live: record how many curve points are drawn while the job runs; they grow one step at a time.
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if page.evaluate(CURVE_POINTS) in (1, 2) and not (artifacts / "run-live.png").exists():
-            page.screenshot(path=str(artifacts / "run-live.png"))
-        if page.query_selector("#run-head .status[data-status='succeeded']") or page.query_selector("#job-error"):
-            break
-        page.wait_for_timeout(300)
+    # Live: the sampler records how many curve points are drawn while the job runs; they grow step by step.
+    page.wait_for_function(f"({CURVE_POINTS})() >= 1 || !!document.querySelector('#job-error')", timeout=240_000)
+    page.screenshot(path=str(artifacts / "run-live.png"))
+    finished = page.locator("#run-head .status[data-status='succeeded'], #job-error")
+    expect(finished.first).to_be_visible(timeout=240_000)
     assert page.query_selector("#job-error") is None, page.text_content("#job-error")
     wait_for_status(page, "succeeded", 10)
     page.wait_for_function(f"({CURVE_POINTS})() === 3")
@@ -71,26 +71,27 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     assert all(0 < y <= 100 for y in curve[0]["y"])
 
     # The heatmap of fc1 at the last step, then the slider moves it to the first step: more blocks kept.
-    page.wait_for_function("() => document.querySelector('#heatmap').dataset.step === '2'")
+    heatmap = page.locator("#heatmap")
+    expect(heatmap).to_have_attribute("data-step", "2")
     last = heatmap_state(page)
     assert last["layer"] == "fc1" and last["rows"] == 150 and last["cols"] == 32  # 300x64 weights in 2x2 blocks
     page.eval_on_selector(
         "#mask-step", "el => { el.value = '0'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
     )
-    page.wait_for_function("() => document.querySelector('#heatmap').dataset.step === '0'")
+    expect(heatmap).to_have_attribute("data-step", "0")
     first = heatmap_state(page)
     assert first["kept"] > last["kept"]
-    assert "step 1/3" in page.text_content("#mask-label")
+    expect(page.locator("#mask-label")).to_contain_text("step 1/3")
 
     # Another layer from the selector.
     page.select_option("#mask-layer", "fc2")
-    page.wait_for_function("() => document.querySelector('#heatmap').dataset.layer === 'fc2'")
+    expect(heatmap).to_have_attribute("data-layer", "fc2")
     assert heatmap_state(page)["rows"] == 50  # 100x300 weights in 2x2 blocks
 
     page.eval_on_selector(
         "#mask-step", "el => { el.value = '2'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
     )
-    page.wait_for_function("() => document.querySelector('#heatmap').dataset.step === '2'")
+    expect(heatmap).to_have_attribute("data-step", "2")
     assert page.evaluate("document.querySelector('#layer-chart').data[0].x") == ["fc1", "fc2", "fc3"]
     page.screenshot(path=str(artifacts / "run.png"))
     page.screenshot(path=str(artifacts / "run-full.png"), full_page=True)
@@ -106,9 +107,8 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
 
     # The list shows it finished, with its tags.
     page.goto(f"{worker_server.base_url}/#/runs?tag=e2e")
-    row = page.wait_for_selector(f"tr[data-job-id='{job_id}']")
-    assert "succeeded" in row.text_content()
-    assert page.locator("#runs-table tbody tr").count() == 1
+    expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("succeeded")
+    expect(page.locator("#runs-table tbody tr")).to_have_count(1)
 
 
 def test_cancel_and_retry_from_the_run_page(worker_server, page):
@@ -148,18 +148,16 @@ def test_bad_value_shows_the_api_message_next_to_the_field(stored_server, page):
     page.select_option("#f-method-kind", "block")
     page.fill("#f-method-block_size", "0")
     page.click("#submit-run")
-    error = page.wait_for_selector("[data-error-for='method.block_size']:not(:empty)")
-    assert "1 to 4096" in error.text_content()
-    assert "invalid" in page.get_attribute("[data-field='method.block_size']", "class")
+    expect(page.locator("[data-error-for='method.block_size']")).to_contain_text("1 to 4096")
+    expect(page.locator("[data-field='method.block_size']")).to_have_class(INVALID)
     assert "#/new" in page.url  # nothing submitted
     # Fixing the field clears its message.
     page.fill("#f-method-block_size", "4")
-    assert page.text_content("[data-error-for='method.block_size']") == ""
+    expect(page.locator("[data-error-for='method.block_size']")).to_have_text("")
     # A schedule parameter out of range is placed next to its own field too.
     page.fill("#f-schedule-rate", "1.5")
     page.click("#submit-run")
-    message = page.wait_for_selector("[data-error-for='schedule.rate']:not(:empty)").text_content()
-    assert "1" in message
+    expect(page.locator("[data-error-for='schedule.rate']")).to_contain_text("1")
     with stored_server.api() as api:
         assert api.get("/api/jobs?limit=1").json()["total"] == before
 
@@ -186,8 +184,7 @@ def test_clone_fills_the_form_from_a_run(stored_server, page):
     page.goto(f"{stored_server.base_url}/#/run/{job['id']}")
     page.click("text=Clone")
     page.wait_for_url(f"**/#/new?from={job['id']}")
-    page.wait_for_selector("#f-name")
-    assert page.input_value("#f-name") == job["name"]
+    expect(page.locator("#f-name")).to_have_value(job["name"])
     assert page.input_value("#f-method-kind") == job["spec"]["method"]["kind"]
     assert page.input_value("#f-schedule-rounds") == str(job["spec"]["schedule"]["rounds"])
     assert page.input_value("#f-tags") == ", ".join(job["tags"])
@@ -206,7 +203,7 @@ def test_polling_never_overlaps_and_backs_off_when_nothing_runs(stored_server, p
     times = api_requests(page, "/api/jobs")
     page.goto(f"{stored_server.base_url}/?live=poll#/runs")
     page.wait_for_selector("#runs-table")
-    page.wait_for_timeout(16_000)
+    page.wait_for_timeout(16_000)  # an observation window: the requests made in it are the measurement
     gaps = [b - a for a, b in zip(times, times[1:])]
     # 2 s, 4 s, 8 s ... between polls when nothing runs (a poll starts only after the last one ended).
     assert 2 <= len(times) <= 5, gaps
@@ -234,8 +231,9 @@ def test_a_slow_poll_is_never_overlapped(stored_server, page):
     try:
         page.add_init_script(SLOW_LIST_FETCH)
         page.goto(f"{stored_server.base_url}/?live=poll#/runs")
-        page.wait_for_selector("#runs-table", timeout=30_000)
-        page.wait_for_timeout(12_000)
+        expect(page.locator("#runs-table")).to_be_visible(timeout=30_000)
+        # Three list requests of 2.5 s each, polled every 2 s: room for an overlap if the poller allowed one.
+        page.wait_for_function("() => window.__listFetches >= 3", timeout=30_000)
         fetches, most = page.evaluate("[window.__listFetches, window.__maxInflight]")
         assert fetches >= 3, fetches
         assert most == 1, most
@@ -247,8 +245,8 @@ def test_a_slow_poll_is_never_overlapped(stored_server, page):
 def test_no_polling_while_the_event_stream_is_live(stored_server, page):
     times = api_requests(page, "/api/jobs")
     page.goto(f"{stored_server.base_url}/#/runs")
-    page.wait_for_function("() => document.querySelector('#live-state').dataset.state === 'live'")
-    page.wait_for_timeout(6000)
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    page.wait_for_timeout(6000)  # an observation window: no list request may happen in it
     assert len(times) == 1, times
 
 
@@ -256,8 +254,8 @@ def test_failed_run_shows_its_error(stored_server, page):
     with stored_server.api() as api:
         failed = api.get("/api/jobs?status=failed&limit=1").json()["items"][0]
     page.goto(f"{stored_server.base_url}/#/run/{failed['id']}")
-    assert "CUDA out of memory" in page.wait_for_selector("#job-error").text_content()
-    assert page.is_visible("#retry-run")
+    expect(page.locator("#job-error")).to_contain_text("CUDA out of memory")
+    expect(page.locator("#retry-run")).to_be_visible()
 
 
 def test_compare_two_runs_and_reopen_the_link(stored_server, page, browser, artifacts):
@@ -291,7 +289,7 @@ def test_compare_two_runs_and_reopen_the_link(stored_server, page, browser, arti
     assert front_check["beaten"] == 0 and front_check["uncovered"] == 0, front_check
     assert 1 <= front_check["size"] < front_check["points"]
     page.screenshot(path=str(artifacts / "compare-two.png"))
-    assert page.locator("#compare-table tbody tr").count() == 2
+    expect(page.locator("#compare-table tbody tr")).to_have_count(2)
 
     # The same link in a new browser context shows the same comparison.
     context = browser.new_context(viewport={"width": 1366, "height": 768})
@@ -300,7 +298,7 @@ def test_compare_two_runs_and_reopen_the_link(stored_server, page, browser, arti
     other.wait_for_function("() => document.querySelector('#compare-chart')?.data?.length === 3")
     assert other.evaluate("document.querySelector('#compare-chart').data.map(t => t.name)") == names
     assert other.evaluate("document.querySelector('#compare-chart').layout.xaxis.type") == "log"
-    assert other.get_attribute(".segmented button[data-value='flops']", "class") == "active"
+    expect(other.locator(".segmented button[data-value='flops']")).to_have_class("active")
     context.close()
 
 
@@ -323,7 +321,7 @@ def test_list_filters_are_in_the_url(stored_server, page):
     assert page.input_value("select[name=status]") == "failed"
     page.fill("input[name=owner]", "nobody")
     page.press("input[name=owner]", "Enter")
-    page.wait_for_selector(".empty")
+    expect(page.locator(".empty")).to_be_visible()
     assert "owner=nobody" in page.url
 
 
@@ -334,16 +332,14 @@ def test_list_updates_live(stored_server, page, mode):
     page.goto(f"{stored_server.base_url}/{'?live=poll' if mode == 'polling' else ''}#/runs")
     page.wait_for_selector(f"tr[data-job-id='{job_id}']")
     expected = "live" if mode == "events" else "polling"
-    page.wait_for_function(f"() => document.querySelector('#live-state').dataset.state === '{expected}'")
+    expect(page.locator("#live-state")).to_have_attribute("data-state", expected)
     with session_scope(stored_server.database_url) as session:
         store.set_status(session, job_id, "running", message="fine-tuning")
         store.set_progress(session, job_id, 0.42, message="step 3/8: fine-tuning")
     try:
-        page.wait_for_function(
-            f"() => document.querySelector(\"tr[data-job-id='{job_id}'] .progress-label\")?.textContent === '42%'",
-            timeout=15_000,
-        )
-        assert "step 3/8" in page.text_content(f"tr[data-job-id='{job_id}']")
+        row = page.locator(f"tr[data-job-id='{job_id}']")
+        expect(row.locator(".progress-label")).to_have_text("42%", timeout=15_000)
+        expect(row).to_contain_text("step 3/8")
     finally:
         with session_scope(stored_server.database_url) as session:
             store.set_status(session, job_id, "succeeded")
@@ -354,7 +350,7 @@ def test_hundred_runs_render_quickly(stored_server, page, artifacts):
     assert len(ids) == 100
     started = time.monotonic()
     page.goto(f"{stored_server.base_url}/#/runs")
-    page.wait_for_function("() => document.querySelectorAll('#runs-table tbody tr').length === 100")
+    expect(page.locator("#runs-table tbody tr")).to_have_count(100)
     list_seconds = time.monotonic() - started
     page.screenshot(path=str(artifacts / "runs.png"))
 
@@ -362,7 +358,7 @@ def test_hundred_runs_render_quickly(stored_server, page, artifacts):
     page.goto(f"{stored_server.base_url}/#/compare?ids={','.join(map(str, ids))}")
     page.wait_for_function("() => document.querySelector('#compare-chart')?.data?.length === 101")
     compare_seconds = time.monotonic() - started
-    assert page.locator("#compare-table tbody tr").count() == 100
+    expect(page.locator("#compare-table tbody tr")).to_have_count(100)
     page.screenshot(path=str(artifacts / "compare-100.png"))
     # The real timing is bench/bench_pages.py's job; this only catches a page that stalls.
     assert list_seconds < 10, list_seconds

@@ -3,6 +3,8 @@
 
 from urllib.parse import quote
 
+from playwright.sync_api import expect
+
 
 def test_search_box_filters_runs_by_name(stored_server, page):
     with stored_server.api() as api:
@@ -14,10 +16,8 @@ def test_search_box_filters_runs_by_name(stored_server, page):
     page.wait_for_selector("#runs-table")
     page.fill("#run-search", "MAGNITUDE-1")  # any case; no Enter needed
 
-    page.wait_for_function(
-        "n => document.querySelectorAll('#runs-table tbody tr').length === n && !document.querySelector('.stale')",
-        arg=len(wanted),
-    )
+    expect(page.locator("#runs-table tbody tr")).to_have_count(len(wanted))
+    expect(page.locator(".stale")).to_have_count(0)
     shown = {
         int(i) for i in page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => r.dataset.jobId)")
     }
@@ -26,7 +26,7 @@ def test_search_box_filters_runs_by_name(stored_server, page):
         "magnitude-1" in name for name in page.eval_on_selector_all(".run-name", "els => els.map(e => e.textContent)")
     )
     assert f"q={quote('MAGNITUDE-1')}" in page.url
-    assert page.text_content("#runs-count") == f"{len(wanted)} runs match"
+    expect(page.locator("#runs-count")).to_have_text(f"{len(wanted)} runs match")
 
     page.fill("#run-search", "no-run-has-this-name")
     page.wait_for_selector(".empty")
@@ -34,5 +34,5 @@ def test_search_box_filters_runs_by_name(stored_server, page):
     page.wait_for_selector(".empty")
     assert page.input_value("#run-search") == "no-run-has-this-name"
     page.click("#filters .link-button")  # clear filters
-    page.wait_for_function("n => document.querySelector('#runs-count').textContent === n", arg=f"{everything} runs")
-    assert page.input_value("#run-search") == ""
+    expect(page.locator("#runs-count")).to_have_text(f"{everything} runs")
+    expect(page.locator("#run-search")).to_have_value("")

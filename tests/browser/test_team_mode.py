@@ -3,6 +3,7 @@ clear banners, never as a broken page; the top bar says who is signed in; button
 (viewers writing, users changing others' runs) are not shown; the runs list filters by owner."""
 
 import pytest
+from playwright.sync_api import expect
 from prunelab_server import VIEWPORT, start_server, stop_server
 
 from backend import store
@@ -53,10 +54,9 @@ def test_the_token_is_asked_for_once_and_kept(team_server, browser, artifacts):
     assert "token" in page.text_content("#token-reason").lower()
     page.screenshot(path=str(artifacts / "team-token-dialog.png"))
     page.click("#token-dialog button[value=cancel]")
-    banner = page.wait_for_selector("[data-banner='auth']")
-    assert "401" in banner.text_content()
+    expect(page.locator("[data-banner='auth']")).to_contain_text("401")
     assert not dialog.is_visible()
-    page.wait_for_timeout(2500)  # the list polls again meanwhile: no second dialog
+    page.wait_for_timeout(2500)  # an observation window: the list polls again meanwhile, and asks no second time
     assert page.query_selector("#token-dialog[open]") is None
 
     page.click("[data-banner='auth'] .link-button")
@@ -64,7 +64,7 @@ def test_the_token_is_asked_for_once_and_kept(team_server, browser, artifacts):
     page.click("#token-dialog button[value=ok]")
     page.wait_for_selector(f"tr[data-job-id='{team_server.job_id}']")
     assert page.evaluate("localStorage.getItem('prunelab.token')") == team_server.alice
-    assert page.text_content("#auth-button") == "Sign out"
+    expect(page.locator("#auth-button")).to_have_text("Sign out")
     page.reload()  # kept: no dialog this time
     page.wait_for_selector(f"tr[data-job-id='{team_server.job_id}']")
     assert page.query_selector("#token-dialog[open]") is None
@@ -123,8 +123,9 @@ def test_a_refused_write_still_shows_a_403_banner(team_server, browser):
         .then(m => m.api('/api/jobs/{team_server.job_id}/cancel', {{method: 'POST'}}))
         .then(() => 200, err => err.status)""")
     assert status == 403
-    banner = page.wait_for_selector("[data-banner='forbidden']")
-    assert "403" in banner.text_content() and "viewer" in banner.text_content()
+    banner = page.locator("[data-banner='forbidden']")
+    expect(banner).to_contain_text("403")
+    expect(banner).to_contain_text("viewer")
     assert page.is_visible("#curve") and page.is_visible("#run-head h1")
     assert not page.errors, page.errors
     page.context.close()
@@ -182,6 +183,6 @@ def test_runs_list_filters_by_owner(team_server, browser):
     assert page.input_value("input[name=owner]") == "alice"
     page.fill("input[name=owner]", "vera")
     page.press("input[name=owner]", "Enter")
-    page.wait_for_selector(".empty")
+    expect(page.locator(".empty")).to_be_visible()
     assert "owner=vera" in page.url
     page.context.close()
