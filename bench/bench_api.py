@@ -6,7 +6,9 @@ Phases (each `--seconds` long, 50 clients): list (GET /api/jobs, 50 per page, ra
 (GET /api/jobs/{id}), the mask of a 4096 x 4096 fine-grained layer (density grid, <= 256 x 256 cells),
 then that mask for a single client (10 s): one user opening a heatmap.
 Each client waits --think-ms between its requests (a dashboard user, not a flood); --think-ms 0 gives a
-closed loop that measures throughput. Prints p50/p95/p99 per endpoint and the targets.
+closed loop that measures throughput. Prints p50/p95/p99 per endpoint and the targets, and the server
+process's CPU time per request (user + system, from /proc): unlike throughput it barely moves when other
+programs share the cores, so it is the number to compare two versions by on a busy machine.
 """
 
 import argparse
@@ -152,6 +154,15 @@ async def run_phase(port: int, make_url, clients: int, seconds: float, think_s: 
     return latencies, errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -233,9 +244,12 @@ def main() -> int:
             cells = httpx.get(f"{base}/api/jobs/{big_id}/layers/big/mask").json()["shape"]
             rows = []
             for name, make_url, seconds, clients in phases:
+                cpu0 = cpu_seconds(server.pid)
                 lat, errors = asyncio.run(run_phase(port, make_url, clients, seconds, args.think_ms / 1000))
+                cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(len(lat), 1)
                 rows.append(
                     (name, len(lat), len(lat) / seconds, pct(lat, 50), pct(lat, 95), pct(lat, 99), max(lat), errors)
+                    + (cpu_ms,)
                 )
         finally:
             server.terminate()
@@ -248,15 +262,15 @@ def main() -> int:
     )
     print(
         f"{'endpoint':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'errors':>8}  target p99"
+        f"{'errors':>8}{'cpu ms/req':>11}  target p99"
     )
     ok = True
-    for name, n, rps, p50, p95, p99, mx, errors in rows:
+    for name, n, rps, p50, p95, p99, mx, errors, cpu_ms in rows:
         target = TARGETS[name]
         met = p99 < target and errors == 0
         ok &= met
         print(
-            f"{name:<16}{n:>9}{rps:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{mx:>9.1f}{errors:>8}  "
+            f"{name:<16}{n:>9}{rps:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{mx:>9.1f}{errors:>8}{cpu_ms:>11.2f}  "
             f"< {target:.0f} ms {'ok' if met else 'MISSED'}"
         )
     return 0 if ok else 1
