@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 try:  # several times faster JSON columns (spec, metrics, masks); the stdlib serves when it is missing
     import orjson
@@ -53,8 +54,12 @@ def json_loads(text: str | bytes):
     return json.loads(text)
 
 
-def make_engine(database_url: str) -> Engine:
-    """A new engine; SQLite files get their directory created and the pragmas above."""
+def make_engine(database_url: str, pooled: bool = True) -> Engine:
+    """A new engine; SQLite files get their directory created and the pragmas above. `pooled=False`: every
+    session opens and closes its own connection (a thread of a process that forks children, such as the
+    Celery worker's main process, then never leaves an open connection for a child to inherit)."""
+    sqlite_pool = {"pool_size": 20, "max_overflow": 20} if pooled else {"poolclass": NullPool}
+    server_pool = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20} if pooled else {"poolclass": NullPool}
     url = make_url(database_url)
     if url.drivername in ("postgresql", "postgres"):  # plain URLs mean psycopg 3, the driver we install
         url = url.set(drivername="postgresql+psycopg")
@@ -64,15 +69,17 @@ def make_engine(database_url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            pool_size=20,
-            max_overflow=20,
+            **sqlite_pool,
             json_serializer=json_dumps,
             json_deserializer=json_loads,
         )
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_dumps, json_deserializer=json_loads
+        url,
+        **server_pool,
+        json_serializer=json_dumps,
+        json_deserializer=json_loads,
     )
 
 
@@ -98,9 +105,10 @@ def get_sessionmaker(database_url: str | None = None) -> sessionmaker:
 
 
 @contextmanager
-def session_scope(database_url: str | None = None) -> Iterator[Session]:
-    """A session that commits when the block ends and rolls back if it raises."""
-    session = get_sessionmaker(database_url)()
+def session_scope(database_url: str | None = None, sessions: sessionmaker | None = None) -> Iterator[Session]:
+    """A session (of `sessions`, default the process-wide one for the URL) that commits when the block ends
+    and rolls back if it raises."""
+    session = (sessions or get_sessionmaker(database_url))()
     try:
         yield session
         session.commit()
@@ -111,11 +119,12 @@ def session_scope(database_url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
-def dispose_engines() -> None:
-    """Close every pooled connection (tests, and worker processes after fork)."""
+def dispose_engines(close: bool = True) -> None:
+    """Drop every process-wide engine. `close=False` in a child right after fork: the inherited connections
+    belong to the parent and are left alone instead of being closed under it."""
     with _lock:
         for engine in _engines.values():
-            engine.dispose()
+            engine.dispose(close=close)
         _engines.clear()
         _factories.clear()
 

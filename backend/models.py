@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -24,6 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# How an attempt (one claim of a job by a worker) ended: its final status, "lost" (its lease expired: the
+# worker died or could not reach the database) or "released" (the worker stopped and gave the job back).
+ATTEMPT_OUTCOMES = ("succeeded", "failed", "cancelled", "lost", "released")
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 ROLES = ("admin", "user", "viewer")
@@ -97,7 +101,11 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The lease: the attempt that holds the job (attempts), by which worker, until when. Every write of a
+    # running job is fenced by its attempt; a reaper re-queues a running job whose lease expired.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     baseline: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     # Latest summary figures, updated with each stored step.
     steps_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -145,3 +153,41 @@ class LayerMask(Base):
     block_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # [rows, cols] of one block
     weight_shape: Mapped[list[Any] | None] = mapped_column(default=None)  # as in the step's layer "shape"
     sparsity: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class JobAttempt(Base):
+    """One row per claim of a job: which worker ran attempt N, from when, its last lease renewal, how it ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_job_attempts_job_attempt"), NO_ID_REUSE)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    renewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)  # one of ATTEMPT_OUTCOMES
+
+
+class Worker(Base):
+    """A worker process that registered itself; online while its heartbeat is recent."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # prunelab-PID@host
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[Any]] = mapped_column(default=list)
+    device: Mapped[str | None] = mapped_column(String(50), default=None)  # cpu | cuda
+    gpu_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    gpu_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    torch_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_heartbeat: Mapped[datetime] = mapped_column(default=utcnow)
+    current_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    # The models and datasets this worker can run (published by the worker; null until it does).
+    catalog: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -10,16 +10,30 @@ import hashlib
 import hmac
 import secrets
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, load_only
 
-from backend.models import ACTIVE_STATUSES, JOB_STATUSES, ROLES, ApiToken, Job, JobTag, LayerMask, Step, User, utcnow
+from backend.models import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    JOB_STATUSES,
+    ROLES,
+    ApiToken,
+    Job,
+    JobAttempt,
+    JobTag,
+    LayerMask,
+    Step,
+    User,
+    Worker,
+    utcnow,
+)
 
 SORT_COLUMNS = {
     "created_at": Job.created_at,
@@ -40,6 +54,16 @@ class StoreError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class LeaseLost(Exception):
+    """A write by an attempt that no longer holds its job: another attempt claimed it, the reaper re-queued
+    it, it finished or it was deleted. Nothing of that write was stored; the worker abandons the job."""
+
+    def __init__(self, job_id: int, attempt: int):
+        self.job_id = job_id
+        self.attempt = attempt
+        super().__init__(f"job {job_id}: attempt {attempt} no longer holds the job")
 
 
 # ---------------------------------------------------------------- users and tokens
@@ -301,64 +325,272 @@ def set_task_id(session: Session, job_id: int, task_id: str) -> None:
 def set_status(
     session: Session, job_id: int, status: str, *, error: str | None = None, message: str | None = None
 ) -> None:
-    """Move a job to `status`, stamping started_at/finished_at."""
+    """Move a job to `status`, stamping started_at/finished_at; unfenced (the API failing a job it could not
+    enqueue, tests seeding rows). A worker ends its attempt with finish_job instead."""
     if status not in JOB_STATUSES:
         raise StoreError("status", f"unknown status {status!r}; allowed: {', '.join(JOB_STATUSES)}")
+    session.execute(update(Job).where(Job.id == job_id).values(**_status_values(status, utcnow(), error, message)))
+
+
+def _status_values(status: str, now: datetime, error: str | None, message: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {"status": status}
-    now = utcnow()
     if status == "running":
         values["started_at"] = func.coalesce(Job.started_at, now)
         values["finished_at"] = None
-    elif status in ("succeeded", "failed", "cancelled"):
-        values["finished_at"] = now
-        values["cancel_requested"] = False
+    elif status in FINAL_STATUSES:
+        values.update(finished_at=now, cancel_requested=False, lease_owner=None, lease_expires_at=None)
         if status == "succeeded":
             values["progress"] = 1.0
     if error is not None:
         values["error"] = error
     values["message"] = message if message is not None else status
-    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    return values
 
 
-def start_job(session: Session, job_id: int) -> Job | None:
-    """Claim a job for a worker: a queued job, or a running one being redelivered after a crash, becomes
-    running, with one more attempt counted. None when the job is gone, finished, or cancelled (the worker
-    then drops the task)."""
-    job = get_job(session, job_id)
-    if job is None or job.status not in ACTIVE_STATUSES:
-        return None
-    if job.cancel_requested:
-        set_status(session, job_id, "cancelled", message="cancelled before it started")
-        return None
-    # Conditional: a cancel that lands between the read above and this write wins.
+# ---------------------------------------------------------------- leases: claim, renew, fenced writes, reaper
+
+
+# For UPDATEs whose WHERE compares timestamps: SQLAlchemy cannot evaluate those in Python against loaded
+# objects (SQLite hands back naive datetimes), so it fetches the matched ids instead.
+FETCH = {"synchronize_session": "fetch"}
+
+
+def _held(job_id: int, attempt: int):
+    """The job is running and attempt `attempt` holds it: the fence of every write a worker makes."""
+    return (Job.id == job_id, Job.attempts == attempt, Job.status == "running")
+
+
+def _expired(now: datetime):
+    """A lease that was taken and has run out. A running job without a lease (set by hand, or by a worker
+    from before leases) is left to whoever runs it."""
+    return and_(Job.lease_expires_at.is_not(None), Job.lease_expires_at < now)
+
+
+def _fenced(session: Session, job_id: int, attempt: int | None, **values: Any) -> None:
+    """UPDATE the job, only while `attempt` holds it (any time when attempt is None); LeaseLost otherwise."""
+    where = _held(job_id, attempt) if attempt is not None else (Job.id == job_id,)
+    if session.execute(update(Job).where(*where).values(**values)).rowcount == 0 and attempt is not None:
+        raise LeaseLost(job_id, attempt)
+
+
+def _end_attempts(session: Session, job_id: int, outcome: str, now: datetime, attempt: int | None = None) -> None:
+    """Close the job's open attempt rows (only `attempt` when given) with `outcome`."""
+    where = [JobAttempt.job_id == job_id, JobAttempt.ended_at.is_(None)]
+    if attempt is not None:
+        where.append(JobAttempt.attempt == attempt)
+    session.execute(update(JobAttempt).where(*where).values(ended_at=now, outcome=outcome))
+
+
+def lost_in_a_row(session: Session, job_id: int) -> int:
+    """How many of the job's latest ended attempts were lost (their worker died), back to the last one that
+    ended otherwise."""
+    outcomes = session.scalars(
+        select(JobAttempt.outcome)
+        .where(JobAttempt.job_id == job_id, JobAttempt.ended_at.is_not(None))
+        .order_by(JobAttempt.attempt.desc())
+    )
+    n = 0
+    for outcome in outcomes:
+        if outcome != "lost":
+            break
+        n += 1
+    return n
+
+
+def claim_job(
+    session: Session,
+    job_id: int,
+    worker: str,
+    lease_s: float,
+    *,
+    max_lost: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """Take the job for `worker` with one conditional UPDATE: a queued job, or a running one whose lease
+    expired (or that never had one), becomes running with one more attempt and a lease until now + lease_s.
+    Returns the attempt number, which fences every later write; None to skip the task: the job is held by a
+    live lease, finished, gone, or was cancelled while nobody held it (it is then marked cancelled here).
+    When the job's last `max_lost` attempts were all lost, the job fails instead of running once more."""
+    now = now or utcnow()
+    claimable = or_(
+        Job.status == "queued",
+        and_(Job.status == "running", or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)),
+    )
     claimed = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES), Job.cancel_requested.is_(False))
+        .where(Job.id == job_id, Job.cancel_requested.is_(False), claimable)
+        .execution_options(**FETCH)
         .values(
             status="running",
-            started_at=func.coalesce(Job.started_at, utcnow()),
+            attempts=Job.attempts + 1,
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            started_at=func.coalesce(Job.started_at, now),
             finished_at=None,
             message="running",
-            attempts=Job.attempts + 1,
         )
     )
     if claimed.rowcount == 0:
+        ended = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.cancel_requested.is_(True), claimable)
+            .execution_options(**FETCH)
+            .values(**_status_values("cancelled", now, None, "cancelled before it started"))
+        )
+        if ended.rowcount:
+            _end_attempts(session, job_id, "lost", now)
         return None
+    attempt = int(session.scalar(select(Job.attempts).where(Job.id == job_id)))
+    _end_attempts(session, job_id, "lost", now)  # an open attempt before this one held an expired lease
+    session.add(JobAttempt(job_id=job_id, attempt=attempt, worker=worker, started_at=now, renewed_at=now))
+    session.flush()
+    lost = lost_in_a_row(session, job_id)
+    if max_lost is not None and lost >= max_lost:
+        finish_job(
+            session,
+            job_id,
+            attempt,
+            "failed",
+            error=f"the worker died {lost} times in a row while running this job (out of memory, killed, or "
+            "cut off from the database?); giving up",
+            message="failed",
+        )
+        return None
+    return attempt
+
+
+def start_job(session: Session, job_id: int, worker: str = "local", lease_s: float = 60.0) -> Job | None:
+    """claim_job, returning the job (None when it was not claimed)."""
+    if claim_job(session, job_id, worker, lease_s) is None:
+        return None
+    job = get_job(session, job_id)
     session.refresh(job)
     return job
 
 
-def set_progress(session: Session, job_id: int, progress: float, message: str | None = None) -> None:
+def renew_lease(session: Session, job_id: int, attempt: int, lease_s: float, now: datetime | None = None) -> bool:
+    """Extend the lease of `attempt` to now + lease_s; False when it no longer holds the job (lease lost).
+    updated_at is kept: a renewal is no change anyone watching the job needs to hear about."""
+    now = now or utcnow()
+    renewed = session.execute(
+        update(Job)
+        .where(*_held(job_id, attempt))
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=Job.updated_at)
+    )
+    if renewed.rowcount == 0:
+        return False
+    session.execute(
+        update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt).values(renewed_at=now)
+    )
+    return True
+
+
+def finish_job(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    status: str,
+    *,
+    error: str | None = None,
+    message: str | None = None,
+) -> None:
+    """End attempt `attempt` with a final status (succeeded, failed, cancelled); LeaseLost if it no longer
+    holds the job."""
+    if status not in FINAL_STATUSES:
+        raise StoreError("status", f"unknown final status {status!r}; allowed: {', '.join(FINAL_STATUSES)}")
+    now = utcnow()
+    _fenced(session, job_id, attempt, **_status_values(status, now, error, message))
+    _end_attempts(session, job_id, status, now, attempt)
+
+
+def release_job(session: Session, job_id: int, attempt: int) -> str:
+    """The worker of `attempt` stops (shutdown) and gives the job back: queued again with its lease cleared,
+    so another worker resumes it after its last stored step at once; cancelled instead when a cancel was
+    asked for. Returns the new status; LeaseLost if the attempt no longer holds the job."""
+    now = utcnow()
+    if session.execute(select(Job.cancel_requested).where(Job.id == job_id)).scalar():
+        finish_job(session, job_id, attempt, "cancelled", message="cancelled")
+        return "cancelled"
+    _fenced(
+        session,
+        job_id,
+        attempt,
+        status="queued",
+        lease_owner=None,
+        lease_expires_at=None,
+        message="queued again: its worker stopped",
+    )
+    _end_attempts(session, job_id, "released", now, attempt)
+    return "queued"
+
+
+def attempt_state(session: Session, job_id: int, attempt: int) -> str:
+    """What the worker of `attempt` should do: "run", "cancel" (asked to stop), "deleted", or "lost"
+    (another attempt holds the job, or it is no longer running)."""
+    row = session.execute(select(Job.attempts, Job.status, Job.cancel_requested).where(Job.id == job_id)).first()
+    if row is None:
+        return "deleted"
+    if row.attempts != attempt or row.status != "running":
+        return "lost"
+    return "cancel" if row.cancel_requested else "run"
+
+
+def expired_leases(session: Session, now: datetime | None = None) -> list[tuple[int, int, str]]:
+    """(job id, attempt, queue) of every running job whose lease expired, oldest first."""
+    rows = session.execute(
+        select(Job.id, Job.attempts, Job.queue)
+        .where(Job.status == "running", _expired(now or utcnow()))
+        .order_by(Job.id)
+    )
+    return [(int(j), int(a), q) for j, a, q in rows]
+
+
+def requeue_expired(session: Session, job_id: int, attempt: int, now: datetime | None = None) -> str | None:
+    """Reap one job whose lease expired: queued again (a cancel asked for meanwhile: cancelled), its attempt
+    ended as lost. Conditional on the same attempt still being running with an expired lease, so of two
+    reapers racing only one re-queues. Returns the new status, None when there was nothing to reap."""
+    now = now or utcnow()
+    where = (*_held(job_id, attempt), _expired(now))
+    done = session.execute(
+        update(Job)
+        .where(*where, Job.cancel_requested.is_(True))
+        .execution_options(**FETCH)
+        .values(**_status_values("cancelled", now, None, "cancelled (its worker was lost)"))
+    )
+    status = "cancelled"
+    if done.rowcount == 0:
+        done = session.execute(
+            update(Job)
+            .where(*where)
+            .execution_options(**FETCH)
+            .values(
+                status="queued", lease_owner=None, lease_expires_at=None, message="queued again: its worker was lost"
+            )
+        )
+        status = "queued"
+    if done.rowcount == 0:
+        return None
+    _end_attempts(session, job_id, "lost", now, attempt)
+    return status
+
+
+def job_attempts(session: Session, job_id: int) -> list[JobAttempt]:
+    """The job's lease history, one row per claim, in order."""
+    return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.attempt)))
+
+
+def set_progress(
+    session: Session, job_id: int, progress: float, message: str | None = None, *, attempt: int | None = None
+) -> None:
+    """Progress of a running job; fenced by `attempt` when given (LeaseLost)."""
     values: dict[str, Any] = {"progress": max(0.0, min(1.0, float(progress)))}
     if message is not None:
         values["message"] = message[:2000]
-    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    _fenced(session, job_id, attempt, **values)
 
 
-def set_baseline(session: Session, job_id: int, baseline: dict[str, Any]) -> None:
-    session.execute(
-        update(Job).where(Job.id == job_id).values(baseline=baseline, baseline_accuracy=baseline.get("accuracy"))
-    )
+def set_baseline(session: Session, job_id: int, baseline: dict[str, Any], *, attempt: int | None = None) -> None:
+    _fenced(session, job_id, attempt, baseline=baseline, baseline_accuracy=baseline.get("accuracy"))
 
 
 def cancel_requested(session: Session, job_id: int) -> bool:
@@ -403,10 +635,14 @@ def _split_step(step: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, An
     return metrics, masks
 
 
-def add_step(session: Session, job_id: int, step: dict[str, Any]) -> Step | None:
+def add_step(session: Session, job_id: int, step: dict[str, Any], *, attempt: int | None = None) -> Step | None:
     """Store one engine step dict and update the job's summary. A step index already stored is left alone
-    (returns None), so a redelivered job never stores a step twice."""
+    (returns None), so a redelivered job never stores a step twice. With `attempt`, the job row is first
+    updated under the fence (LeaseLost, nothing stored, if the attempt no longer holds the job); that
+    UPDATE also locks the row until the step commits, so no claim can slip in between."""
     index = int(step["index"])
+    if attempt is not None:
+        _fenced(session, job_id, attempt, updated_at=utcnow())
     if session.scalar(select(Step.id).where(Step.job_id == job_id, Step.index == index)) is not None:
         return None
     job = session.get(Job, job_id)
@@ -441,14 +677,24 @@ def add_step(session: Session, job_id: int, step: dict[str, Any]) -> Step | None
 
 
 def request_cancel(session: Session, job: Job) -> Job:
-    """A queued job is cancelled at once; a running one is flagged and the worker stops it within seconds.
-    Conditional updates, so a worker claiming the job at the same moment cannot be overwritten."""
+    """A queued job, or a running one whose lease expired (its worker is gone), is cancelled at once; a
+    running one is flagged and its worker stops it within seconds. Conditional updates, so a worker
+    claiming the job at the same moment cannot be overwritten."""
     now = utcnow()
     done = session.execute(
         update(Job)
         .where(Job.id == job.id, Job.status == "queued")
-        .values(status="cancelled", finished_at=now, cancel_requested=False, message="cancelled before it started")
+        .values(**_status_values("cancelled", now, None, "cancelled before it started"))
     )
+    if done.rowcount == 0:
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == "running", _expired(now))
+            .execution_options(**FETCH)
+            .values(**_status_values("cancelled", now, None, "cancelled (its worker was lost)"))
+        )
+        if done.rowcount:
+            _end_attempts(session, job.id, "lost", now)
     if done.rowcount == 0:
         flagged = session.execute(
             update(Job)
@@ -463,19 +709,32 @@ def request_cancel(session: Session, job: Job) -> Job:
     return job
 
 
+RETRY_REFUSED = "only failed or cancelled jobs, or running ones whose worker was lost, can be retried"
+
+
 def retry_job(session: Session, job: Job) -> Job:
-    """A failed or cancelled job is queued again; the worker resumes after its last stored step.
-    `attempts` is counted by the worker when it claims the job (one per run), not here."""
-    if job.status not in ("failed", "cancelled"):
-        raise StoreError("status", f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried")
+    """A failed or cancelled job, or a running one whose lease expired (its worker is gone), is queued
+    again; the worker resumes after its last stored step. `attempts` is counted by the worker when it claims
+    the job (one per run), not here."""
+    now = utcnow()
+    again = {"status": "queued", "cancel_requested": False, "error": None, "finished_at": None}
     done = session.execute(
         update(Job)
         .where(Job.id == job.id, Job.status.in_(("failed", "cancelled")))
-        .values(status="queued", cancel_requested=False, error=None, finished_at=None, message="queued again")
+        .values(**again, message="queued again")
     )
     if done.rowcount == 0:
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == "running", _expired(now))
+            .execution_options(**FETCH)
+            .values(**again, lease_owner=None, lease_expires_at=None, message="queued again: its worker was lost")
+        )
+        if done.rowcount:
+            _end_attempts(session, job.id, "lost", now)
+    if done.rowcount == 0:
         session.refresh(job)
-        raise StoreError("status", f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried")
+        raise StoreError("status", f"job {job.id} is {job.status}; {RETRY_REFUSED}")
     session.flush()
     session.refresh(job)
     return job
@@ -492,6 +751,100 @@ def delete_job(session: Session, job: Job, artifact_dir: Path) -> None:
     session.delete(job)
     session.flush()
     shutil.rmtree(job_artifact_dir(artifact_dir, job_id), ignore_errors=True)
+
+
+# ---------------------------------------------------------------- workers registry
+
+WORKER_FIELDS = ("device", "gpu_name", "gpu_memory_bytes", "torch_version", "catalog")
+
+
+def register_worker(
+    session: Session,
+    name: str,
+    *,
+    host: str,
+    pid: int,
+    queues: list[str],
+    concurrency: int,
+    now: datetime | None = None,
+    **fields: Any,
+) -> Worker:
+    """Add or refresh the row of worker `name` (started now, online); `fields`: any of WORKER_FIELDS."""
+    bad = set(fields) - set(WORKER_FIELDS)
+    if bad:
+        raise StoreError(sorted(bad)[0], f"unknown worker field; allowed: {', '.join(WORKER_FIELDS)}")
+    now = now or utcnow()
+    worker = session.get(Worker, name) or Worker(name=name)
+    worker.host, worker.pid, worker.queues, worker.concurrency = host, pid, list(queues), concurrency
+    worker.started_at = worker.last_heartbeat = now
+    worker.stopped_at = worker.current_job_id = None
+    for key, value in fields.items():
+        setattr(worker, key, value)
+    session.add(worker)
+    session.flush()
+    return worker
+
+
+def update_worker(session: Session, name: str, **fields: Any) -> bool:
+    """Set some of WORKER_FIELDS (what the worker found out about its device, its catalog)."""
+    bad = set(fields) - set(WORKER_FIELDS)
+    if bad:
+        raise StoreError(sorted(bad)[0], f"unknown worker field; allowed: {', '.join(WORKER_FIELDS)}")
+    return session.execute(update(Worker).where(Worker.name == name).values(**fields)).rowcount == 1
+
+
+def worker_heartbeat(session: Session, name: str, now: datetime | None = None) -> bool:
+    """The worker is alive; False when it has no row (register it again)."""
+    now = now or utcnow()
+    return session.execute(update(Worker).where(Worker.name == name).values(last_heartbeat=now)).rowcount == 1
+
+
+def set_worker_job(session: Session, name: str, job_id: int | None, *, was: int | None = None) -> None:
+    """The job the worker runs now (None: idle). `was`: change it only while it is still that job."""
+    where = [Worker.name == name]
+    if was is not None:
+        where.append(Worker.current_job_id == was)
+    session.execute(update(Worker).where(*where).values(current_job_id=job_id))
+
+
+def mark_worker_stopped(session: Session, name: str, now: datetime | None = None) -> None:
+    session.execute(update(Worker).where(Worker.name == name).values(stopped_at=now or utcnow(), current_job_id=None))
+
+
+def list_workers(session: Session) -> list[Worker]:
+    """Every registered worker, the most recently heard from first."""
+    return list(session.scalars(select(Worker).order_by(Worker.last_heartbeat.desc(), Worker.name)))
+
+
+def forget_workers(session: Session, silent_for_s: float, now: datetime | None = None) -> int:
+    """Remove the rows of workers not heard from for `silent_for_s` (each worker start adds one)."""
+    cutoff = (now or utcnow()) - timedelta(seconds=silent_for_s)
+    return session.execute(delete(Worker).where(Worker.last_heartbeat < cutoff)).rowcount
+
+
+def worker_to_dict(worker: Worker, online_within_s: float, now: datetime | None = None) -> dict[str, Any]:
+    """The Worker JSON; online while not stopped and its last heartbeat is younger than online_within_s."""
+    now = now or utcnow()
+    beat = worker.last_heartbeat if worker.last_heartbeat.tzinfo else worker.last_heartbeat.replace(tzinfo=UTC)
+    age = (now - beat).total_seconds()
+    return {
+        "name": worker.name,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": list(worker.queues or []),
+        "device": worker.device,
+        "gpu_name": worker.gpu_name,
+        "gpu_memory_bytes": worker.gpu_memory_bytes,
+        "torch_version": worker.torch_version,
+        "concurrency": worker.concurrency,
+        "started_at": iso(worker.started_at),
+        "last_heartbeat": iso(worker.last_heartbeat),
+        "seconds_since_heartbeat": round(max(age, 0.0), 3),
+        "stopped_at": iso(worker.stopped_at),
+        "online": worker.stopped_at is None and age < online_within_s,
+        "current_job_id": worker.current_job_id,
+        "catalog": worker.catalog,
+    }
 
 
 # ---------------------------------------------------------------- steps and masks

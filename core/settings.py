@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,8 +22,14 @@ class Settings(BaseSettings):
     public_read: bool = False
     max_queued_jobs_per_user: int = 20
     max_request_bytes: int = 1_000_000
-    # Celery redelivers an unacknowledged job after this long; keep it above the longest job.
+    # Redis hands an unacknowledged message out again after this long. Liveness does not depend on it: a
+    # worker holds its job through a lease in the database (below), and a dead worker's job is re-queued by
+    # the reaper once its lease expires; a message redelivered later finds the job leased or finished.
     visibility_timeout_s: int = 12 * 3600
+    # A worker renews its job's lease every lease_s / 3; every worker and `serve` reap (re-queue) running
+    # jobs whose lease expired, every lease_s / 3. A worker is online while its last heartbeat (also every
+    # lease_s / 3) is younger than lease_s.
+    lease_s: float = Field(60.0, ge=1.0, le=3600.0)
     worker_queues: str = "cpu"  # comma separated; a GPU machine runs "gpu" (or "gpu,cpu")
     worker_concurrency: int = 1
 
@@ -39,6 +45,16 @@ class Settings(BaseSettings):
         if self.artifact_dir is None:
             self.artifact_dir = self.home / "artifacts"
         return self
+
+    @property
+    def heartbeat_s(self) -> float:
+        """Period of lease renewal, worker heartbeat and reaping."""
+        return self.lease_s / 3
+
+    @property
+    def worker_online_s(self) -> float:
+        """A worker whose last heartbeat is older than this (three heartbeats) is offline."""
+        return self.lease_s
 
     @property
     def cache_dir(self) -> Path:

@@ -18,7 +18,7 @@ from backend.db import dispose_engines, upgrade
 from backend.models import FINAL_STATUSES
 from core.settings import Settings, get_settings
 
-TABLES = ["layer_masks", "steps", "job_tags", "jobs", "api_tokens", "users"]
+TABLES = ["workers", "job_attempts", "layer_masks", "steps", "job_tags", "jobs", "api_tokens", "users"]
 
 
 @pytest.fixture(scope="session", autouse=True)

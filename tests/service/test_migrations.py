@@ -13,7 +13,17 @@ from backend import store
 from backend.db import alembic_config, current_revision, downgrade, make_engine, session_scope, upgrade
 from backend.models import Base
 
-TABLES = {"users", "api_tokens", "jobs", "job_tags", "steps", "layer_masks", "alembic_version"}
+TABLES = {
+    "users",
+    "api_tokens",
+    "jobs",
+    "job_tags",
+    "steps",
+    "layer_masks",
+    "job_attempts",
+    "workers",
+    "alembic_version",
+}
 
 
 def head() -> str:

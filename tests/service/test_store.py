@@ -102,31 +102,36 @@ def test_completed_steps_counts_the_leading_run(db_url, step_factory):
         assert store.completed_steps(s, job_id) == 2
 
 
-def test_lifecycle_start_cancel_retry(db_url):
+def test_lifecycle_claim_cancel_retry(db_url):
     job_id = new_job(db_url)
     with session_scope(db_url) as s:
-        job = store.start_job(s, job_id)
+        assert store.claim_job(s, job_id, "w1", lease_s=60) == 1
+        job = store.get_job(s, job_id)
+        s.refresh(job)
         assert job.status == "running" and job.started_at is not None and job.attempts == 1
-        assert store.start_job(s, job_id) is not None  # redelivered after a crash: still claimable
-        assert job.attempts == 2  # each claim is one attempt
+        assert job.lease_owner == "w1" and job.lease_expires_at is not None
+        assert store.claim_job(s, job_id, "w2", lease_s=60) is None  # held by a live lease: skipped
         store.request_cancel(s, job)
-        assert store.cancel_requested(s, job_id)
-        store.set_status(s, job_id, "cancelled")
+        assert store.cancel_requested(s, job_id) and job.status == "running"  # flagged: its worker stops it
+        assert store.attempt_state(s, job_id, 1) == "cancel"
+        store.finish_job(s, job_id, 1, "cancelled")
     with session_scope(db_url) as s:
         job = store.get_job(s, job_id)
-        assert job.finished_at is not None and not job.cancel_requested
-        assert store.start_job(s, job_id) is None  # finished: the worker drops the task
+        assert job.finished_at is not None and not job.cancel_requested and job.lease_owner is None
+        assert store.claim_job(s, job_id, "w1", lease_s=60) is None  # finished: the worker drops the task
         store.retry_job(s, job)
         assert (job.status, job.finished_at, job.cancel_requested) == ("queued", None, False)
         with pytest.raises(store.StoreError, match="only failed or cancelled"):
             store.retry_job(s, job)
+        assert [(a.attempt, a.worker, a.outcome) for a in store.job_attempts(s, job_id)] == [(1, "w1", "cancelled")]
     other = new_job(db_url)
     with session_scope(db_url) as s:
         s.execute(Job.__table__.update().where(Job.id == other).values(cancel_requested=True))
     with session_scope(db_url) as s:
-        assert store.start_job(s, other) is None
+        assert store.claim_job(s, other, "w1", lease_s=60) is None
         assert store.get_job(s, other).status == "cancelled"
         assert store.cancel_requested(s, 424242)  # gone: stop
+        assert store.attempt_state(s, 424242, 1) == "deleted"
 
 
 def test_delete_cascades_and_removes_artifacts(db_url, step_factory, tmp_path):
@@ -176,7 +181,7 @@ def test_list_jobs_and_get_job_read_jobs_with_their_owner(db_url):
 def test_active_job_queues_lists_queued_and_running_jobs_oldest_first(db_url):
     cpu, gpu, done = new_job(db_url, device="cpu"), new_job(db_url), new_job(db_url, device="auto")
     with session_scope(db_url) as s:
-        store.start_job(s, gpu)
+        store.claim_job(s, gpu, "w", lease_s=60)
         store.set_status(s, done, "succeeded")
         assert store.active_job_queues(s) == [(cpu, "cpu"), (gpu, "gpu")]
 
