@@ -4,12 +4,43 @@ import pytest
 import torch
 
 from core.masks import decode_grid
-from worker.engine.metrics import bsr_bytes, csr_bytes, flop_counts, measure_model
+from worker.engine.metrics import bsr_bytes, csr_bytes, flop_counts, measure_model, speedup_interval
 from worker.engine.models import build_model
 from worker.engine.pruning import BlockPruner, ChannelPruner, MagnitudePruner
 
 LENET_FLOPS = 2 * (64 * 300 + 300 * 100 + 100 * 10)
-LATENCY_KEYS = {"device", "batch_size", "dense_ms", "realised_ms", "speedup", "form"}
+LATENCY_KEYS = {
+    "device",
+    "batch_size",
+    "dense_ms",
+    "realised_ms",
+    "speedup",
+    "form",
+    "dense_p10_ms",
+    "dense_p90_ms",
+    "realised_p10_ms",
+    "realised_p90_ms",
+    "repeats",
+    "speedup_low",
+    "speedup_high",
+    "speedup_significant",
+    "speedup_label",
+}
+
+
+def check_spread(lat):
+    """Each latency is a measurement: p10 <= median <= p90, the speedup inside its interval, the label
+    naming a speedup only when the ranges separate."""
+    assert LATENCY_KEYS <= set(lat) and lat["repeats"] >= 3
+    assert lat["dense_p10_ms"] <= lat["dense_ms"] <= lat["dense_p90_ms"]
+    assert lat["realised_p10_ms"] <= lat["realised_ms"] <= lat["realised_p90_ms"]
+    assert lat["speedup_low"] <= lat["speedup"] <= lat["speedup_high"]
+    separated = lat["realised_p90_ms"] < lat["dense_p10_ms"] or lat["realised_p10_ms"] > lat["dense_p90_ms"]
+    if lat["form"] != "dense":
+        assert lat["speedup_significant"] is separated
+        assert (lat["speedup_label"] == "~1.0x (within noise)") is not separated
+    else:
+        assert lat["speedup_significant"] is False and lat["speedup"] == 1.0
 
 
 def lenet():
@@ -25,6 +56,7 @@ def test_unpruned_model_numbers():
     assert m["size_dense_bytes"] == m["size_sparse_bytes"] == m["size_compact_bytes"] == 4 * total
     assert m["flops_dense"] == m["flops_effective"] == LENET_FLOPS
     assert LATENCY_KEYS <= set(m["latency"]) and m["latency"]["form"] == "dense" and m["latency"]["speedup"] == 1.0
+    check_spread(m["latency"])
     assert measure_model(model, None, (1, 8, 8), 8, "cpu", latency=False)["latency"] is None
 
 
@@ -45,6 +77,7 @@ def test_block_pruned_numbers_are_consistent():
     assert lat["form"] in ("dense", "csr", "bsr") and lat["dense_ms"] > 0 and lat["realised_ms"] > 0
     assert lat["speedup"] == pytest.approx(lat["dense_ms"] / lat["realised_ms"], rel=1e-3)
     assert lat["realised_ms"] <= lat["dense_ms"]  # a slower sparse form is never reported as the choice
+    check_spread(lat)
 
 
 def test_magnitude_low_sparsity_storage_never_exceeds_dense():
@@ -85,5 +118,19 @@ def test_channel_pruned_latency_is_the_compact_model():
     model = pruner.prune(model, 0.6, None, None)
     m = measure_model(model, pruner, (1, 8, 8), 8, "cpu", latency=True)
     assert m["latency"]["form"] == "compact" and m["latency"]["realised_ms"] > 0
+    check_spread(m["latency"])
     assert m["params_total"] == sum(p.numel() for p in lenet().parameters())
     assert m["flops_effective"] < m["flops_dense"] == LENET_FLOPS
+
+
+def test_a_speedup_is_called_only_when_the_ranges_separate():
+    dense = {"median": 1.0, "p10": 0.95, "p90": 1.05}
+    faster = speedup_interval(dense, {"median": 0.5, "p10": 0.48, "p90": 0.52})
+    assert faster["speedup_significant"] is True and faster["speedup_label"] == "2.00x"
+    assert faster["speedup_low"] == pytest.approx(0.95 / 0.52, abs=1e-4)
+    assert faster["speedup_high"] == pytest.approx(1.05 / 0.48, abs=1e-4)
+    slower = speedup_interval(dense, {"median": 2.0, "p10": 1.9, "p90": 2.1})
+    assert slower["speedup_significant"] is True and slower["speedup_label"] == "0.50x"
+    overlap = speedup_interval(dense, {"median": 0.9, "p10": 0.85, "p90": 0.97})  # 1.11x, inside the noise
+    assert overlap["speedup_significant"] is False and overlap["speedup_label"] == "~1.0x (within noise)"
+    assert overlap["speedup_low"] < 1.0 < overlap["speedup_high"]

@@ -5,7 +5,17 @@ import torch
 from torch import nn
 
 from worker.engine.pruning import BlockPruner
-from worker.engine.sparse import BSRLinear, CSRLinear, bsr_blocks_for, choose_linear_form, model_form, realise, time_ms
+from worker.engine.sparse import (
+    BSRLinear,
+    CSRLinear,
+    bsr_blocks_for,
+    choose_linear_form,
+    measure_until_stable,
+    model_form,
+    realise,
+    spread,
+    time_ms,
+)
 
 
 def sparse_linear(rows=64, cols=96, bias=True, keep=0.2, block=(8, 8)) -> nn.Linear:
@@ -82,3 +92,31 @@ def test_model_form_names_the_sparsest_layout_present():
 def test_time_ms_is_a_median_of_positive_times():
     x = torch.randn(64, 64)
     assert time_ms(lambda: x @ x, "cpu", repeats=5) > 0
+
+
+def test_spread_quantiles():
+    s = spread([float(v) for v in range(11, 0, -1)])  # 1..11, unsorted
+    assert s["median"] == 6 and s["p10"] == 2 and s["p90"] == 10 and s["repeats"] == 11
+    assert s["rel_iqr"] == pytest.approx((8.5 - 3.5) / 6)
+
+
+def test_measure_until_stable_interleaves_and_stops():
+    x = torch.randn(32, 32)
+    calls = []
+
+    def fn(name):
+        return lambda: calls.append(name) or x @ x
+
+    # an unreachable spread: stops at the time budget, after at least 3 samples of each
+    out = measure_until_stable({"a": fn("a"), "b": fn("b")}, "cpu", budget_s=0.0, max_rel_iqr=-1.0)
+    assert out["a"]["repeats"] == out["b"]["repeats"] == 3
+    assert all(o["p10"] <= o["median"] <= o["p90"] and o["calls"] >= 1 for o in out.values())
+    # any spread accepted: stops at min_repeats
+    out = measure_until_stable(
+        {"a": fn("a")}, "cpu", budget_s=60.0, max_rel_iqr=float("inf"), min_repeats=5, min_time_s=0.0
+    )
+    assert out["a"]["repeats"] == 5
+    # the candidates take turns sample by sample
+    calls.clear()
+    measure_until_stable({"a": fn("a"), "b": fn("b")}, "cpu", budget_s=0.0, sample_s=0.0, warmup=0)
+    assert calls == ["a"] * 3 + ["b"] * 3 + ["a", "b"] * 3  # 3 calls each to size the samples, then turns

@@ -9,8 +9,12 @@
 - flops_dense / flops_effective: per sample (batch 1), torch.utils.flop_counter.FlopCounterMode (a
   multiply-add counts 2). flops_dense is the unpruned architecture; flops_effective counts only the
   nonzero weights of masked layers (layer FLOPs x weight density), or the compact model's FLOPs.
-- latency: median ms of a batch through the dense model vs the realised one (sparse.realise, or the
-  compact model for channel pruning), after warm-up, in inference mode, device synchronised.
+- latency: ms of a batch through the dense model vs the realised one (sparse.realise, or the compact
+  model for channel pruning), after warm-up, in inference mode, device synchronised, the two interleaved
+  and repeated until each one's spread is small or the time budget ends (sparse.measure_until_stable):
+  median, p10 and p90 of each, the repeat count, the speedup with its interval (dense p10 / realised p90
+  .. dense p90 / realised p10), and speedup_significant only when the p10..p90 ranges do not overlap;
+  speedup_label says "~1.0x (within noise)" otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from worker.engine.pruning.channel import ChannelPruner
 
 FP32 = 4
 INDEX = 4  # int32 indices
+LATENCY_BUDGET_S = 2.0  # per measurement (dense and realised together); stops earlier once the spread is small
 
 
 def count_params(model: nn.Module) -> int:
@@ -91,7 +96,12 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def measure_latency(
-    model: nn.Module, pruner: Pruner | None, input_shape: tuple[int, ...], batch_size: int, device
+    model: nn.Module,
+    pruner: Pruner | None,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    device,
+    budget_s: float = LATENCY_BUDGET_S,
 ) -> dict:
     device = torch.device(device)
     x = torch.randn(batch_size, *input_shape, device=device)
@@ -109,25 +119,54 @@ def measure_latency(
         form = sparse.model_form(layer_forms)
         if form == "dense":
             realised = None
-    if realised is None:
-        dense_ms = sparse.time_ms(lambda: dense_model(x), device)
-        form, realised_ms = "dense", dense_ms
-    else:
-        ms = sparse.interleaved_ms(
-            {"dense": lambda: dense_model(x), "realised": lambda: realised(x)}, device, repeats=20, budget_s=4.0
-        )
-        dense_ms, realised_ms = ms["dense"], ms["realised"]
-        if form != "compact" and realised_ms >= dense_ms:  # the layer winners did not add up: stay dense
-            form, realised_ms = "dense", dense_ms
-            layer_forms = {n: "dense" for n in layer_forms}
-    return {
+    fns = {"dense": lambda: dense_model(x)}
+    if realised is not None:
+        fns["realised"] = lambda: realised(x)
+    times = sparse.measure_until_stable(fns, device, budget_s=budget_s)
+    dense_t = times["dense"]
+    realised_t = times.get("realised")
+    label = None
+    if realised_t is None:
+        form, realised_t, label = "dense", dense_t, "1.00x (dense model)"
+    elif form != "compact" and realised_t["median"] >= dense_t["median"]:  # the layer winners did not add up
+        form, realised_t, label = "dense", dense_t, "1.00x (dense model: the sparse forms were not faster)"
+        layer_forms = {n: "dense" for n in layer_forms}
+    out = {
         "device": device.type,
         "batch_size": batch_size,
-        "dense_ms": round(dense_ms, 4),
-        "realised_ms": round(realised_ms, 4),
-        "speedup": round(dense_ms / realised_ms, 4) if realised_ms else None,
+        "dense_ms": round(dense_t["median"], 4),
+        "realised_ms": round(realised_t["median"], 4),
+        "speedup": round(dense_t["median"] / realised_t["median"], 4) if realised_t["median"] else None,
         "form": form,
         "layer_forms": layer_forms,
+        "dense_p10_ms": round(dense_t["p10"], 4),
+        "dense_p90_ms": round(dense_t["p90"], 4),
+        "realised_p10_ms": round(realised_t["p10"], 4),
+        "realised_p90_ms": round(realised_t["p90"], 4),
+        "repeats": min(dense_t["repeats"], realised_t["repeats"]),
+        "calls_per_repeat": {name: t["calls"] for name, t in times.items()},
+        **speedup_interval(dense_t, realised_t if label is None else None),
+    }
+    if label is not None:
+        out["speedup_label"] = label
+    return out
+
+
+def speedup_interval(dense: dict, realised: dict | None) -> dict:
+    """The speedup dense / realised with its interval from the p10..p90 ranges, and whether it is a
+    real difference: only when the two ranges do not overlap (realised p90 < dense p10: faster; realised
+    p10 > dense p90: slower). realised None: the dense model itself, 1.0 exactly."""
+    if realised is None:
+        return {"speedup_low": 1.0, "speedup_high": 1.0, "speedup_significant": False}
+    low = dense["p10"] / realised["p90"] if realised["p90"] else None
+    high = dense["p90"] / realised["p10"] if realised["p10"] else None
+    significant = realised["p90"] < dense["p10"] or realised["p10"] > dense["p90"]
+    ratio = dense["median"] / realised["median"] if realised["median"] else float("nan")
+    return {
+        "speedup_low": round(low, 4) if low is not None else None,
+        "speedup_high": round(high, 4) if high is not None else None,
+        "speedup_significant": significant,
+        "speedup_label": f"{ratio:.2f}x" if significant else "~1.0x (within noise)",
     }
 
 
@@ -142,6 +181,7 @@ def measure_model(
     batch_size: int,
     device="cpu",
     latency: bool = True,
+    latency_budget_s: float = LATENCY_BUDGET_S,
 ) -> dict:
     """Sizes, FLOPs and (optionally) latency of `model` as pruned by `pruner` (None: an unpruned model)."""
     input_shape = tuple(input_shape)
@@ -162,5 +202,7 @@ def measure_model(
         "size_compact_bytes": count_params(model) * FP32,
         "flops_dense": int(flops_dense),
         "flops_effective": int(round(flops_effective)),
-        "latency": measure_latency(model, pruner, input_shape, batch_size, device) if latency else None,
+        "latency": (
+            measure_latency(model, pruner, input_shape, batch_size, device, latency_budget_s) if latency else None
+        ),
     }

@@ -4,7 +4,9 @@ Whether a sparse form pays depends on the device, the batch size, the block size
 CPU, BSR with 4x4 blocks at batch <= 8 can be far slower than dense, while 16x16 blocks at 95 %
 sparsity are several times faster at batch 64. So `realise` times dense, CSR and BSR for every masked
 Linear on the actual device and batch and keeps the fastest; if the whole realised model is not faster
-than the dense one, it stays dense. Conv layers stay dense. Channel-pruned models are already compact.
+than the dense one, it stays dense. Timings are medians of interleaved samples repeated until their
+spread is small (measure_until_stable), so a reported difference can be told apart from noise. Conv
+layers stay dense. Channel-pruned models are already compact.
 """
 
 from __future__ import annotations
@@ -120,6 +122,82 @@ def interleaved_times(
     return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])} for name in fns}
 
 
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default 'linear' method)."""
+    pos = q * (len(sorted_values) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+
+
+def spread(samples: list[float]) -> dict[str, float]:
+    """median, p10, p90, interquartile range relative to the median, and the number of samples."""
+    values = sorted(samples)
+    median = _quantile(values, 0.5)
+    iqr = _quantile(values, 0.75) - _quantile(values, 0.25)
+    return {
+        "median": median,
+        "p10": _quantile(values, 0.1),
+        "p90": _quantile(values, 0.9),
+        "rel_iqr": iqr / median if median > 0 else float("inf"),
+        "repeats": len(values),
+    }
+
+
+def measure_until_stable(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device | str,
+    budget_s: float = 2.0,
+    max_rel_iqr: float = 0.05,
+    min_repeats: int = 30,
+    min_time_s: float = 0.1,
+    max_repeats: int = 1000,
+    sample_s: float = 5e-5,
+    warmup: int = 3,
+) -> dict[str, dict[str, float]]:
+    """Latency as a measurement: the candidates run in turn (a, b, a, b, ...), so that load on a shared
+    machine hits them alike, until the interquartile range of every candidate is within max_rel_iqr of its
+    median (after min_repeats samples each and min_time_s, so that a short quiet or busy moment of the
+    machine does not decide alone), or budget_s has passed (at least 3 samples each), or
+    max_repeats. A sample is one call, or the mean of `calls` back-to-back calls for a candidate faster
+    than sample_s (timer overhead). Samples are kept short on purpose: on a shared CPU a longer sample is
+    more often cut by the scheduler, which widens the spread without telling more about the model.
+    Returns {name: spread() in ms + "calls"}. Device synchronised, in inference mode."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    calls: dict[str, int] = {}
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for name, fn in fns.items():
+            for _ in range(warmup):
+                fn()
+            once = []
+            for _ in range(3):
+                synchronize(device)
+                t0 = time.perf_counter()
+                fn()
+                synchronize(device)
+                once.append(time.perf_counter() - t0)
+            calls[name] = max(1, min(10_000, math.ceil(sample_s / max(min(once), 1e-7))))
+        while True:
+            for name, fn in fns.items():
+                n = calls[name]
+                synchronize(device)
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                synchronize(device)
+                samples[name].append((time.perf_counter() - t0) * 1e3 / n)
+            count = len(next(iter(samples.values())))
+            if count >= max_repeats:
+                break
+            if count >= 3 and time.perf_counter() - started > budget_s:
+                break
+            stable_enough = count >= min_repeats and time.perf_counter() - started >= min_time_s
+            if stable_enough and all(spread(s)["rel_iqr"] <= max_rel_iqr for s in samples.values()):
+                break
+    return {name: {**spread(s), "calls": calls[name]} for name, s in samples.items()}
+
+
 def interleaved_ms(
     fns: dict[str, Callable[[], object]],
     device: torch.device | str,
@@ -165,9 +243,15 @@ def choose_linear_form(
             except (RuntimeError, NotImplementedError, ValueError):
                 continue
             options[name] = module
-    timings = interleaved_ms(
-        {name: (lambda m=module: m(x)) for name, module in options.items()}, device, repeats=7, budget_s=1.0
+    measured = measure_until_stable(
+        {name: (lambda m=module: m(x)) for name, module in options.items()},
+        device,
+        budget_s=0.5,
+        min_repeats=10,
+        max_repeats=100,  # a choice between forms, not the reported measurement (metrics.measure_latency)
+        min_time_s=0.05,
     )
+    timings = {name: m["median"] for name, m in measured.items()}
     best = min(timings, key=timings.get)
     return options[best], best, timings
 
