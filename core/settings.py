@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     lease_s: float = Field(60.0, ge=1.0, le=3600.0)
     worker_queues: str = "cpu"  # comma separated; a GPU machine runs "gpu" (or "gpu,cpu")
     worker_concurrency: int = 1
+    # Step checkpoints kept per job: all, the last (what resume needs), or also the best by validation accuracy.
+    keep_checkpoints: Literal["all", "last", "best-and-last"] = "best-and-last"
+    baseline_cache_gb: float = Field(5.0, ge=0)  # trained baselines kept, least recently used evicted first
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

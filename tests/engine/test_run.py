@@ -85,7 +85,11 @@ def test_iterative_block_run(tmp_path):
         accuracy_in = base["accuracy"] if r == 1 else steps[r - 2]["accuracy"]
         assert step["accuracy_drop"] == pytest.approx(accuracy_in - step["accuracy_before_finetune"])
         assert [layer["name"] for layer in step["layers"]] == ["fc1", "fc2", "fc3"]
-        assert (tmp_path / "out" / step["checkpoint"]).is_file()
+        assert step["step"] == step["index"] + 1
+    # best-and-last (the default): the last step's checkpoint and the best by validation accuracy
+    best = max(steps, key=lambda s: (s["val_accuracy"], s["index"]))
+    kept = {p.name for p in (tmp_path / "out" / "checkpoints").glob("step_*.pt")}
+    assert kept == {f"step_{best['index']}.pt", "step_2.pt"}
     assert steps[0]["sparsity"] < steps[1]["sparsity"] < steps[2]["sparsity"]
     assert result["steps"] == steps and result["baseline"] == base
     json.dumps(result)  # the result is plain JSON
@@ -125,7 +129,7 @@ def test_baseline_is_cached_and_reused(tmp_path):
 
 def test_resume_gives_the_same_remaining_steps(tmp_path):
     spec = lenet_spec()
-    _, full = run(spec, tmp_path, out="full")
+    _, full = run(spec, tmp_path, out="full", keep_checkpoints="all")
     resumed_dir = tmp_path / "resumed" / "checkpoints"
     resumed_dir.mkdir(parents=True)
     shutil.copy(tmp_path / "full" / "checkpoints" / "step_0.pt", resumed_dir / "step_0.pt")
@@ -274,7 +278,7 @@ def test_channel_pruning_resumes_from_the_smaller_model(tmp_path):
             "device": "cpu",
         }
     )
-    _, full = run(spec, tmp_path, out="full")
+    _, full = run(spec, tmp_path, out="full", keep_checkpoints="all")
     assert full.steps[1]["size_compact_bytes"] < full.steps[0]["size_compact_bytes"] < full.baseline["size_dense_bytes"]
     model = load_checkpoint_model(tmp_path / "full" / full.steps[0]["checkpoint"])
     assert model.fc1.out_features < 300

@@ -19,6 +19,13 @@ accuracy_drop, as the one-shot vs iterative magnitude pruning study reports it: 
 a step starts from (the baseline; for iterative rounds after the first, the previous round's result) minus
 the test accuracy right after pruning.
 
+Disk: the spec is stored once per job (spec.json in the run directory), not in every checkpoint. After
+each step is reported, the step checkpoints that `keep_checkpoints` does not keep are deleted: "all",
+"last" (what resume needs: a resumed job starts from the last stored step's checkpoint) or
+"best-and-last" (also the step with the highest validation accuracy). The rewind weights live in the
+baseline cache, which is capped at `baseline_cache_gb` (least recently used entries evicted; a cache hit
+counts as a use); an evicted baseline is trained again, with the same seed, when a job needs it.
+
 Determinism: step k seeds torch with spec.seed + k + 1, so a job resumed at step k (iterative: from
 checkpoint k-1, which holds the model and the masks) produces the same remaining steps.
 """
@@ -39,7 +46,7 @@ from torch import nn
 
 from core.spec import IterativeSchedule, JobSpec, OneShotSchedule, SpecError
 from worker.engine.data import Splits, load_dataset
-from worker.engine.metrics import measure_model
+from worker.engine.metrics import LATENCY_BUDGET_S, measure_model
 from worker.engine.models import CONV_INPUT_SIZE, build_model
 from worker.engine.pruning import Pruner, make_pruner
 from worker.engine.reporter import Reporter
@@ -47,6 +54,9 @@ from worker.engine.training import CancelCheck, TrainConfig, TrainResult, evalua
 
 REWIND_SNAPSHOTS = (0, 1, 2, 3)  # epochs of the baseline training kept in the cache for rewinding
 MEASURE_UNITS = 0.25  # progress weight of pruning + measuring a step, in epochs
+KEEP_CHECKPOINTS = ("all", "last", "best-and-last")
+SPEC_FILE = "spec.json"
+CHECKPOINT_INDEX = "index.json"  # {"val_accuracy": {step index: validation accuracy}} of every step run
 
 
 # ---------------------------------------------------------------- small helpers
@@ -75,6 +85,50 @@ def atomic_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def dir_size_bytes(path: Path) -> int:
+    """Bytes of all regular files under `path` (0 when it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed meanwhile
+                pass
+    return total
+
+
+def evict_baselines(cache_dir: Path, cap_bytes: int | None, keep: Path) -> list[Path]:
+    """Delete the least recently used baselines (file mtime: written or last loaded) until the cache fits
+    in cap_bytes; `keep` (the one this job uses) is never deleted. Returns the deleted paths."""
+    if cap_bytes is None:
+        return []
+    entries = []
+    for path in Path(cache_dir).glob("*.pt"):
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # another worker evicted it
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    deleted = []
+    for _, size, path in sorted(entries):
+        if total <= cap_bytes:
+            break
+        if path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        deleted.append(path)
+    return deleted
 
 
 def layer_sizes(model: nn.Module, names: list[str]) -> dict[str, int]:
@@ -171,8 +225,17 @@ def _model_for(spec: JobSpec, splits: Splits, device: torch.device) -> nn.Module
     return build_model(spec.model, splits.shape, splits.num_classes).to(device)
 
 
-def _measure(model: nn.Module, pruner: Any, spec: JobSpec, splits: Splits, device: torch.device) -> dict:
-    return measure_model(model, pruner, splits.shape, spec.measure.batch_size, device, spec.measure.latency)
+def _measure(
+    model: nn.Module,
+    pruner: Any,
+    spec: JobSpec,
+    splits: Splits,
+    device: torch.device,
+    latency_budget_s: float = LATENCY_BUDGET_S,
+) -> dict:
+    return measure_model(
+        model, pruner, splits.shape, spec.measure.batch_size, device, spec.measure.latency, latency_budget_s
+    )
 
 
 def baseline(
@@ -183,8 +246,11 @@ def baseline(
     reporter: Reporter,
     progress: Progress,
     train_units: float,
+    cache_cap_bytes: int | None = None,
+    latency_budget_s: float = LATENCY_BUDGET_S,
 ) -> tuple[dict, dict[int, dict], dict]:
-    """(best state_dict, rewind snapshots by epoch, baseline metrics); trains unless the cache has it."""
+    """(best state_dict, rewind snapshots by epoch, baseline metrics); trains unless the cache has it.
+    The cache is then evicted down to cache_cap_bytes (None: no cap), least recently used first."""
     path = Path(cache_dir) / f"{baseline_key(spec)}.pt"
     wanted = {e for e in (*REWIND_SNAPSHOTS, spec.schedule.rewind_epoch) if e <= spec.train.epochs}
     model = _model_for(spec, splits, device)
@@ -199,6 +265,7 @@ def baseline(
             entry = None
     cached = entry is not None
     if cached:
+        os.utime(path)  # a use: least recently used entries are evicted first
         model.load_state_dict(entry["state"])
         train_seconds = entry["metrics"]["train_seconds"]
         progress.advance(train_units, "baseline loaded from the cache")
@@ -223,9 +290,10 @@ def baseline(
             "metrics": {"train_seconds": train_seconds, "best_epoch": result.best_epoch},
         }
         atomic_save(entry, path)
+    evict_baselines(Path(cache_dir), cache_cap_bytes, keep=path)
     accuracy, loss = evaluate(model, splits.test)
     val_accuracy, _ = evaluate(model, splits.val)
-    measured = _measure(model, None, spec, splits, device)
+    measured = _measure(model, None, spec, splits, device, latency_budget_s)
     metrics = {
         "accuracy": accuracy,
         "loss": loss,
@@ -249,21 +317,80 @@ def _checkpoint(out_dir: Path, k: int) -> Path:
     return out_dir / "checkpoints" / f"step_{k}.pt"
 
 
-def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, spec: JobSpec, splits: Splits, step: dict) -> None:
+def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, splits: Splits, step: dict) -> None:
     # Only tensors and plain data, so every reader can use torch.load(weights_only=True). A physically
     # smaller model (channel removal) is rebuilt from build_model + pruner.restructure(): see load_checkpoint.
+    # The spec is the job's spec.json, two levels up.
     summary = {k: v for k, v in step.items() if k != "layers"}
     atomic_save(
         {
             "state_dict": model.state_dict(),
             "pruner": pruner.state_dict(),
-            "spec": spec.model_dump(mode="json"),
             "in_shape": list(splits.shape),
             "num_classes": splits.num_classes,
             "step": summary,
         },
         path,
     )
+
+
+def _step_of(path: Path) -> int | None:
+    stem = path.stem  # step_<k>
+    return int(stem[5:]) if stem.startswith("step_") and stem[5:].isdigit() else None
+
+
+class Checkpoints:
+    """The step checkpoints of one run directory and the retention policy (keep_checkpoints)."""
+
+    def __init__(self, out_dir: Path, policy: str, completed_steps: int):
+        if policy not in KEEP_CHECKPOINTS:
+            raise ValueError(f"keep_checkpoints: {policy!r} is not allowed; allowed: {', '.join(KEEP_CHECKPOINTS)}")
+        self.folder, self.policy = out_dir / "checkpoints", policy
+        self.val_accuracy = {k: v for k, v in self._read_index().items() if k < completed_steps}
+
+    def _read_index(self) -> dict[int, float]:
+        try:
+            data = json.loads((self.folder / CHECKPOINT_INDEX).read_text())
+            return {int(k): float(v) for k, v in data["val_accuracy"].items()}
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or written by an older version
+            pass
+        found = {}
+        for path in self.folder.glob("step_*.pt"):
+            k = _step_of(path)
+            if k is not None:
+                ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                found[k] = float(ckpt["step"]["val_accuracy"])
+        return found
+
+    def keep(self) -> set[int]:
+        """Steps whose checkpoints the policy keeps: the last step run (resume starts from it), and for
+        best-and-last the highest validation accuracy (on a tie the later, sparser step)."""
+        if not self.val_accuracy:
+            return set()
+        last = max(self.val_accuracy)
+        if self.policy == "last":
+            return {last}
+        best = max(self.val_accuracy, key=lambda k: (self.val_accuracy[k], k))
+        return {last, best}
+
+    def stored(self, k: int, val_accuracy: float) -> list[int]:
+        """Step k is saved AND reported (a resumed job restarts after the last reported step): record it,
+        delete what the policy does not keep. Returns the deleted steps."""
+        self.val_accuracy = {i: v for i, v in self.val_accuracy.items() if i < k}
+        self.val_accuracy[k] = val_accuracy
+        atomic_write_text(
+            json.dumps({"val_accuracy": {str(i): v for i, v in sorted(self.val_accuracy.items())}}),
+            self.folder / CHECKPOINT_INDEX,
+        )
+        if self.policy == "all":
+            return []
+        keep, deleted = self.keep(), []
+        for path in self.folder.glob("step_*.pt"):
+            i = _step_of(path)
+            if i is not None and i not in keep:
+                path.unlink(missing_ok=True)
+                deleted.append(i)
+        return sorted(deleted)
 
 
 def _restore(ckpt: dict, model: nn.Module, pruner: Any) -> nn.Module:
@@ -286,15 +413,41 @@ def cpu_threads(spec: JobSpec, device: torch.device) -> int:
 
 
 def run_job(
-    spec: JobSpec, out_dir: Path, reporter: Reporter, *, data_dir: Path, cache_dir: Path, completed_steps: int = 0
+    spec: JobSpec,
+    out_dir: Path,
+    reporter: Reporter,
+    *,
+    data_dir: Path,
+    cache_dir: Path,
+    completed_steps: int = 0,
+    keep_checkpoints: str = "best-and-last",
+    baseline_cache_gb: float | None = 5.0,
+    latency_budget_s: float = LATENCY_BUDGET_S,
 ) -> dict:
     """Run `spec`; report the baseline and every step to `reporter`; return the result dict
-    {"spec", "baseline", "steps", "device", "seconds"} (steps: those run by this call)."""
+    {"spec", "baseline", "steps", "device", "seconds", "disk_bytes"} (steps: those run by this call;
+    disk_bytes: all files of out_dir at the end).
+
+    keep_checkpoints: "all" | "last" | "best-and-last" (see the module docstring); baseline_cache_gb: the
+    cap of cache_dir (None: no cap); latency_budget_s: time for one latency measurement (dense + realised)."""
+    checkpoints = Checkpoints(Path(out_dir), keep_checkpoints, completed_steps)
     device = resolve_device(spec.device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(cpu_threads(spec, device))
+    cap = None if baseline_cache_gb is None else int(baseline_cache_gb * 1e9)
     try:
-        return _run_job(spec, Path(out_dir), reporter, device, Path(data_dir), Path(cache_dir), completed_steps)
+        return _run_job(
+            spec,
+            Path(out_dir),
+            reporter,
+            device,
+            Path(data_dir),
+            Path(cache_dir),
+            completed_steps,
+            checkpoints,
+            cap,
+            latency_budget_s,
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -314,8 +467,17 @@ class StepProgress:
 class Job:
     """One job's data, schedule and baseline, and the parts of a step: prune, recover, measure."""
 
-    def __init__(self, spec: JobSpec, out_dir: Path, reporter: Reporter, device: torch.device, data_dir: Path):
+    def __init__(
+        self,
+        spec: JobSpec,
+        out_dir: Path,
+        reporter: Reporter,
+        device: torch.device,
+        data_dir: Path,
+        latency_budget_s: float = LATENCY_BUDGET_S,
+    ):
         self.spec, self.out_dir, self.reporter, self.device = spec, out_dir, reporter, device
+        self.latency_budget_s = latency_budget_s
         self.check = CancelCheck(reporter)
         self.splits = load_dataset(
             spec.dataset,
@@ -333,9 +495,17 @@ class Job:
         self.snapshots: dict[int, dict] = {}
         self.base_metrics: dict = {}
 
-    def load_baseline(self, cache_dir: Path, progress: Progress) -> None:
+    def load_baseline(self, cache_dir: Path, progress: Progress, cache_cap_bytes: int | None = None) -> None:
         self.best_state, self.snapshots, self.base_metrics = baseline(
-            self.spec, self.splits, self.device, cache_dir, self.reporter, progress, self.spec.train.epochs
+            self.spec,
+            self.splits,
+            self.device,
+            cache_dir,
+            self.reporter,
+            progress,
+            self.spec.train.epochs,
+            cache_cap_bytes,
+            self.latency_budget_s,
         )
 
     def baseline_model(self) -> nn.Module:
@@ -423,6 +593,7 @@ class Job:
         nonzero = sum(layer["nonzero"] for layer in layers)
         step = {
             "index": k,
+            "step": k + 1,  # as a person counts them
             "target_sparsity": self.plans[k][0],
             "sparsity": 1.0 - nonzero / total if total else 0.0,
             "accuracy": accuracy,
@@ -430,13 +601,13 @@ class Job:
             "accuracy_drop": accuracy_in - accuracy_before,
             "val_accuracy": val_accuracy,
             "loss": loss,
-            **_measure(model, pruner, self.spec, self.splits, self.device),
+            **_measure(model, pruner, self.spec, self.splits, self.device, self.latency_budget_s),
             "seconds": 0.0,
             "checkpoint": f"checkpoints/{_checkpoint(self.out_dir, k).name}",
             "layers": layers,
         }
         step["seconds"] = time.perf_counter() - started
-        _save_checkpoint(_checkpoint(self.out_dir, k), model, pruner, self.spec, self.splits, step)
+        _save_checkpoint(_checkpoint(self.out_dir, k), model, pruner, self.splits, step)
         return model, step
 
 
@@ -448,13 +619,17 @@ def _run_job(
     data_dir: Path,
     cache_dir: Path,
     completed_steps: int,
+    checkpoints: Checkpoints,
+    cache_cap_bytes: int | None,
+    latency_budget_s: float,
 ) -> dict:
     started = time.perf_counter()
-    job = Job(spec, out_dir, reporter, device, data_dir)
+    job = Job(spec, out_dir, reporter, device, data_dir, latency_budget_s)
     if not 0 <= completed_steps <= len(job.plans):
         raise ValueError(f"completed_steps: must be between 0 and {len(job.plans)} (the job's steps)")
+    atomic_write_text(json.dumps(spec.model_dump(mode="json"), indent=1), out_dir / SPEC_FILE)
     progress = Progress(reporter, spec.train.epochs + (len(job.plans) - completed_steps) * job.step_units)
-    job.load_baseline(cache_dir, progress)
+    job.load_baseline(cache_dir, progress, cache_cap_bytes)
     reporter.on_baseline(job.base_metrics)
     steps: list[dict] = []
     previous = None
@@ -467,6 +642,7 @@ def _run_job(
         )
         progress.advance(job.step_units, message)
         reporter.on_step(step)
+        checkpoints.stored(k, step["val_accuracy"])  # only now: until on_step returns, resume needs step k-1
         steps.append(step)
         previous = (model, pruner, step["accuracy"])
     return {
@@ -475,13 +651,20 @@ def _run_job(
         "steps": steps,
         "device": str(device),
         "seconds": time.perf_counter() - started,
+        "disk_bytes": dir_size_bytes(out_dir),
     }
 
 
-def load_checkpoint_model(path: Path, map_location: str = "cpu") -> nn.Module:
-    """The model stored in a step checkpoint (for users and tests); reads with weights_only=True."""
+def load_checkpoint_model(path: Path, map_location: str = "cpu", spec: JobSpec | dict | None = None) -> nn.Module:
+    """The model stored in a step checkpoint (for users and tests); reads with weights_only=True.
+    spec: the job's spec; by default its spec.json in the run directory (checkpoints/step_k.pt's parent's
+    parent), or the copy inside checkpoints written before the spec was stored once per job."""
+    path = Path(path)
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    spec = JobSpec.model_validate(ckpt["spec"])
+    if spec is None:
+        spec_file = path.parent.parent / SPEC_FILE
+        spec = ckpt["spec"] if "spec" in ckpt else json.loads(spec_file.read_text())
+    spec = spec if isinstance(spec, JobSpec) else JobSpec.model_validate(spec)
     in_shape = tuple(ckpt["in_shape"])
     model = build_model(spec.model, in_shape, ckpt["num_classes"]).to(map_location)
     return _restore(ckpt, model, make_pruner(spec, model, in_shape))
