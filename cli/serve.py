@@ -1,13 +1,15 @@
 """`prunelab serve` (API + one worker process it owns) and `prunelab worker`.
 
 serve: migrate the database, start a Celery worker as a child process, run uvicorn in this process, and
-on Ctrl-C / SIGTERM stop uvicorn, then the worker (cold shutdown, then SIGKILL of its whole process group
-if it lingers), so no worker is left behind. The worker runs in its own session, so the terminal's
-Ctrl-C reaches only serve, which stops things in order.
+on Ctrl-C / SIGTERM stop uvicorn, then the worker (warm shutdown: running jobs are released; then SIGKILL of
+its whole process group if it lingers), so no worker is left behind. The worker runs in its own session,
+so the terminal's Ctrl-C reaches only serve, which stops things in order.
 
-The embedded broker (kombu's SQLAlchemy transport on a SQLite file) loses a task whose worker was
-killed, so serve re-enqueues every unfinished job from the database when it starts its worker; the task
-resumes a job after its last stored step.
+Liveness is in the database (worker/lease.py): serve runs the reaper that re-queues jobs whose worker's
+lease expired. The embedded broker (kombu's SQLAlchemy transport on a SQLite file) also keeps a killed
+worker's taken message invisible for good, so serve empties its queues and re-enqueues every unfinished job
+when it starts its worker; the task resumes a job after its last stored step, and skips a job another
+worker still holds.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def run_worker(
     """Run a Celery worker in this process until it is stopped; returns its exit code.
     ValueError (one line, naming the option) for bad options or a database without the schema."""
     from backend.db import current_revision
+    from worker import lease, tasks
     from worker.celery_app import worker_app
 
     settings = settings or get_settings()
@@ -51,6 +54,10 @@ def run_worker(
             f"PRUNELAB_DATABASE_URL: {_safe_url(settings.database_url)} has no PruneLab schema; "
             "run `prunelab db upgrade` first"
         )
+    # One name for the main process and its pool processes: the workers table row and every lease it takes.
+    name = f"prunelab-{os.getpid()}@{socket.gethostname()}"
+    os.environ[lease.WORKER_NAME_ENV] = name
+    tasks.WORKER_INFO = {"queues": names, "concurrency": concurrency}
     argv = [
         "worker",
         "--queues",
@@ -60,14 +67,14 @@ def run_worker(
         "--loglevel",
         loglevel,
         "--hostname",
-        f"prunelab-{os.getpid()}@%h",
+        name,
         # gossip, mingle and heartbeats need broadcast messages, which the SQLite broker lacks
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
     ]
     print(
-        f"PruneLab worker: queues {','.join(names)}, concurrency {concurrency}, "
+        f"PruneLab worker {name}: queues {','.join(names)}, concurrency {concurrency}, lease {settings.lease_s:g} s, "
         f"broker {_safe_url(settings.broker_url)}, database {_safe_url(settings.database_url)}",
         flush=True,
     )
@@ -95,6 +102,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         PRUNELAB_DATA_DIR=str(settings.data_dir),
         PRUNELAB_ARTIFACT_DIR=str(settings.artifact_dir),
         PRUNELAB_VISIBILITY_TIMEOUT_S=str(settings.visibility_timeout_s),
+        PRUNELAB_LEASE_S=str(settings.lease_s),
     )
     return env
 
@@ -155,11 +163,12 @@ def start_worker_process(
 
 
 def stop_worker_process(proc: subprocess.Popen, grace_s: float = WORKER_STOP_GRACE_S) -> int:
-    """Cold shutdown (running tasks stop, their jobs resume later), then SIGKILL the whole process group
+    """Warm shutdown: each running job stops at its next check between batches and is released (queued
+    again, resumed after its last stored step by the next worker); then SIGKILL the whole process group
     (pool children included) if it has not exited within grace_s. Returns the exit code."""
     try:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(grace_s)
             except subprocess.TimeoutExpired:
@@ -245,7 +254,7 @@ def requeue_unfinished(settings: Settings) -> int:
         for name in QUEUES:
             expected = sum(1 for _, queue in jobs if queue == name)
             waiting = channel.queue_declare(name, passive=True).message_count
-            if waiting != expected:
+            if waiting < expected:  # more is harmless: a stopping worker released a job meanwhile
                 raise RuntimeError(
                     f"broker {_safe_url(settings.broker_url)}: queue {name!r} holds {waiting} "
                     f"message(s) after re-enqueueing {expected} unfinished job(s)"
@@ -323,6 +332,7 @@ def serve(
     import uvicorn
 
     from backend.db import upgrade
+    from worker.lease import LeaseKeeper
 
     settings = settings or get_settings()
     host = host or settings.host
@@ -337,6 +347,7 @@ def serve(
     # (uvicorn installs its own handlers while it runs, then restores these and calls them.)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     supervisor = None
+    keeper = None
     base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     try:
         if with_worker:
@@ -348,6 +359,7 @@ def serve(
             # that does not exist (a cuda job on a machine without CUDA fails with a clear error).
             supervisor = WorkerSupervisor(settings, list(QUEUES))
             supervisor.start()
+        keeper = LeaseKeeper(settings).start()  # re-queues jobs whose worker's lease expired
         if example:
             print(examples_message(queue_examples(settings), base_url), flush=True)
         if settings.auth == "off" and host not in ("127.0.0.1", "localhost", "::1"):
@@ -368,8 +380,10 @@ def serve(
         pass
     finally:
         if supervisor is not None:
-            print("PruneLab: stopping the worker", flush=True)
+            print("PruneLab: stopping the worker (running jobs are released at their next check)", flush=True)
             supervisor.stop()
+        if keeper is not None:
+            keeper.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("PruneLab: stopped", flush=True)

@@ -1,8 +1,10 @@
 """The Reporter the Celery task gives the engine: it writes what the engine reports to the database.
 
 Each step is committed alone, together with its layer masks and the job's summary columns, so a crash
-loses at most the step in progress. Progress writes and cancel reads are throttled: the engine calls
-them every batch, the database needs them a couple of times a second at most.
+loses at most the step in progress. Every write is fenced by the attempt that holds the job: when another
+attempt took it over (this worker's lease expired), the write is refused and the engine is stopped
+(Cancelled) with `stop_reason` "lost". The engine calls cancelled() every batch; the cancel flag is read
+from the database a couple of times a second at most, the lease and shutdown flags every time.
 """
 
 from __future__ import annotations
@@ -17,38 +19,71 @@ THROTTLE_S = 0.5
 
 
 class DbReporter:
-    def __init__(self, job_id: int, database_url: str | None = None, throttle_s: float = THROTTLE_S):
+    """Writes for attempt `attempt` of job `job_id`. `lease`: a worker.lease.JobLease (its `lost` event);
+    `shutting_down`: a callable, True once the worker is stopping (the job is then released)."""
+
+    def __init__(
+        self,
+        job_id: int,
+        attempt: int,
+        database_url: str | None = None,
+        throttle_s: float = THROTTLE_S,
+        lease=None,
+        shutting_down=lambda: False,
+    ):
         self.job_id = job_id
+        self.attempt = attempt
         self.database_url = database_url
         self.throttle_s = throttle_s
+        self.lease = lease
+        self.shutting_down = shutting_down
         self._last_progress_write = float("-inf")
-        self._last_cancel_read = float("-inf")
-        self._cancelled = False
+        self._last_state_read = float("-inf")
+        # Why the engine was stopped: "cancel", "deleted", "lost" or "shutdown"; None while it may run.
+        self.stop_reason: str | None = None
+
+    def _write(self, write, *args) -> None:
+        try:
+            with session_scope(self.database_url) as session:
+                write(session, self.job_id, *args, attempt=self.attempt)
+        except store.LeaseLost:
+            self._stop(self._gone_or_lost())
+            raise Cancelled(f"job {self.job_id}: attempt {self.attempt} lost the job") from None
+
+    def _gone_or_lost(self) -> str:
+        with session_scope(self.database_url) as session:
+            return "deleted" if store.get_job(session, self.job_id) is None else "lost"
+
+    def _stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
     def on_baseline(self, metrics: dict) -> None:
-        with session_scope(self.database_url) as session:
-            store.set_baseline(session, self.job_id, metrics)
+        self._write(store.set_baseline, metrics)
 
     def on_step(self, step: dict) -> None:
-        with session_scope(self.database_url) as session:
-            if store.get_job(session, self.job_id) is None:
-                raise Cancelled(f"job {self.job_id} was deleted")
-            store.add_step(session, self.job_id, step)  # skips an index already stored (redelivery)
+        self._write(store.add_step, step)  # skips an index already stored (redelivery)
 
     def on_progress(self, fraction: float, message: str) -> None:
         now = time.monotonic()
         if now - self._last_progress_write < self.throttle_s and fraction < 1.0:
             return
         self._last_progress_write = now
-        with session_scope(self.database_url) as session:
-            store.set_progress(session, self.job_id, fraction, message)
+        self._write(store.set_progress, fraction, message)
 
     def cancelled(self) -> bool:
-        if self._cancelled:
+        if self.stop_reason is not None:
             return True
-        now = time.monotonic()
-        if now - self._last_cancel_read >= self.throttle_s:
-            self._last_cancel_read = now
-            with session_scope(self.database_url) as session:
-                self._cancelled = store.cancel_requested(session, self.job_id)
-        return self._cancelled
+        if self.lease is not None and self.lease.lost.is_set():
+            self._stop("lost")
+        elif self.shutting_down():
+            self._stop("shutdown")
+        else:
+            now = time.monotonic()
+            if now - self._last_state_read >= self.throttle_s:
+                self._last_state_read = now
+                with session_scope(self.database_url) as session:
+                    state = store.attempt_state(session, self.job_id, self.attempt)
+                if state != "run":
+                    self._stop(state)
+        return self.stop_reason is not None

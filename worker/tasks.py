@@ -1,5 +1,11 @@
 """The one Celery task: run job N through the engine, writing everything to the database.
 
+The task claims the job (a lease in the database, worker/lease.py) and runs it while the lease holds;
+every write is fenced by its attempt. It ends the attempt one of four ways: a final status (succeeded,
+failed, cancelled), "released" when this worker is shutting down (the job is queued again at once and
+another worker resumes it after its last stored step), or silently when the lease was lost (the job
+belongs to another attempt now, or was deleted).
+
 The engine (and torch) is imported inside the task, so importing this module stays light.
 """
 
@@ -10,12 +16,13 @@ import shutil
 import traceback
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from backend import store
 from backend.db import dispose_engines, session_scope
 from core.queues import TASK_NAME
 from core.settings import get_settings
+from worker import lease
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +30,36 @@ log = logging.getLogger(__name__)
 MAX_CRASH_REDELIVERIES = 5
 ERROR_TAIL_LINES = 15
 
+# What `prunelab worker` registers (worker/lease.py LeaseKeeper): set by cli.serve.run_worker in the main
+# process before Celery starts. None for a Celery worker started some other way: it runs jobs and reaps,
+# but is not listed in the workers table.
+WORKER_INFO: dict | None = None
+_keeper: lease.LeaseKeeper | None = None
+
 
 @worker_process_init.connect
 def _fresh_connections(**_kwargs) -> None:
-    # A forked pool process must not share pooled connections with its parent.
-    dispose_engines()
+    # A forked pool process must not use (nor close) pooled connections of its parent.
+    dispose_engines(close=False)
+
+
+@worker_ready.connect
+def _start_keeper(**_kwargs) -> None:
+    global _keeper
+    info = WORKER_INFO and {"name": lease.worker_name(), **WORKER_INFO}
+    _keeper = lease.LeaseKeeper(get_settings(), info).start()
+
+
+@worker_shutting_down.connect
+def _stop_jobs(**_kwargs) -> None:
+    # In a signal handler of the main process: only flip the shared flag the running jobs read.
+    lease.begin_shutdown()
+
+
+@worker_shutdown.connect
+def _stop_keeper(**_kwargs) -> None:
+    if _keeper is not None:
+        _keeper.stop()
 
 
 def error_text(exc: BaseException) -> str:
@@ -37,77 +69,91 @@ def error_text(exc: BaseException) -> str:
     return head + "\n\n" + "\n".join(lines[-ERROR_TAIL_LINES:])
 
 
-def _claim(job_id: int) -> tuple[dict, int] | None:
-    """Mark the job running (store.start_job counts the attempt) and return (spec, steps already stored);
-    None to skip."""
+def _claim(job_id: int, worker: str, lease_s: float) -> tuple[int, dict, int] | None:
+    """Claim the job: (attempt, spec, steps already stored), or None to skip the task."""
     with session_scope() as session:
-        job = store.get_job(session, job_id)
-        if job is None:
+        attempt = store.claim_job(session, job_id, worker, lease_s, max_lost=MAX_CRASH_REDELIVERIES)
+        if attempt is None:
             return None
-        redelivered = job.status == "running"  # the worker that had it died
-        job = store.start_job(session, job_id)
-        if job is None:
-            return None
-        attempts = job.attempts
-        if redelivered and attempts > MAX_CRASH_REDELIVERIES:
-            store.set_status(
-                session,
-                job_id,
-                "failed",
-                message="failed",
-                error=f"the worker died {attempts - 1} times while running this job "
-                "(out of memory or killed?); giving up",
-            )
-            return None
-        return job.spec, store.completed_steps(session, job_id)
+        store.set_worker_job(session, worker, job_id)
+        return attempt, store.get_job(session, job_id).spec, store.completed_steps(session, job_id)
 
 
-def _finish(job_id: int, status: str, error: str | None = None, message: str | None = None) -> None:
-    with session_scope() as session:
-        if store.get_job(session, job_id) is not None:
-            store.set_status(session, job_id, status, error=error, message=message)
+def _end(job_id: int, attempt: int, how: str, error: str | None = None, message: str | None = None) -> str:
+    """End the attempt: a final status, or "released" (queued again, and enqueued inside the same
+    transaction so the job is never left queued without a message). Returns what happened; "lost" when the
+    attempt no longer held the job (nothing written)."""
+    settings = get_settings()
+    try:
+        with session_scope() as session:
+            if how == "released":
+                status = store.release_job(session, job_id, attempt)
+                if status == "queued":
+                    from backend.broker import enqueue_job
+
+                    enqueue_job(job_id, store.get_job(session, job_id).queue, settings)
+                    return "released"
+                return status
+            store.finish_job(session, job_id, attempt, how, error=error, message=message)
+            return how
+    except store.LeaseLost:
+        log.warning("job %s: attempt %d no longer holds the job; its %s was not stored", job_id, attempt, how)
+        return "lost"
 
 
 # Acknowledged late, rejected on worker loss, no result: set once for every task in backend.broker.make_celery.
 @shared_task(name=TASK_NAME)
 def run_job(job_id: int) -> str:
-    """Run job `job_id`; returns its final status (or "skipped" when there was nothing to do)."""
-    claimed = _claim(job_id)
-    if claimed is None:
-        log.info("job %s: not queued or running any more, skipped", job_id)
-        return "skipped"
-    spec_data, completed = claimed
+    """Run job `job_id`; returns how its attempt ended, or "skipped" when there was nothing to do."""
     settings = get_settings()
+    worker = lease.worker_name()
+    claimed = _claim(job_id, worker, settings.lease_s)
+    if claimed is None:
+        log.info("job %s: not claimable (finished, cancelled, or held by a live lease), skipped", job_id)
+        return "skipped"
+    attempt, spec_data, completed = claimed
     out_dir = store.job_artifact_dir(settings.artifact_dir, job_id)
-    log.info("job %s: running from step %d", job_id, completed)
+    log.info("job %s: attempt %d running from step %d", job_id, attempt, completed)
     try:
-        from core.spec import parse_spec
-        from worker.db_reporter import DbReporter
-        from worker.engine.reporter import Cancelled
-        from worker.engine.runner import run_job as run_engine
+        with lease.JobLease(job_id, attempt, settings) as job_lease:
+            return _run(job_id, attempt, spec_data, completed, out_dir, settings, job_lease)
+    finally:
+        with session_scope() as session:
+            store.set_worker_job(session, worker, None, was=job_id)
 
-        spec = parse_spec(spec_data)
-        reporter = DbReporter(job_id)
-        try:
-            run_engine(
-                spec,
-                out_dir,
-                reporter,
-                data_dir=settings.data_dir,
-                cache_dir=settings.cache_dir,
-                completed_steps=completed,
-            )
-        except Cancelled:
-            with session_scope() as session:
-                gone = store.get_job(session, job_id) is None
-            if gone:  # deleted while running: remove what it wrote after the API cleaned up
-                shutil.rmtree(out_dir, ignore_errors=True)
-                return "deleted"
-            _finish(job_id, "cancelled", message="cancelled")
-            return "cancelled"
+
+def _run(job_id, attempt, spec_data, completed, out_dir, settings, job_lease) -> str:
+    from core.spec import parse_spec
+    from worker.db_reporter import DbReporter
+    from worker.engine.reporter import Cancelled
+    from worker.engine.runner import run_job as run_engine
+
+    reporter = DbReporter(job_id, attempt, lease=job_lease, shutting_down=lease.shutting_down)
+    try:
+        run_engine(
+            parse_spec(spec_data),
+            out_dir,
+            reporter,
+            data_dir=settings.data_dir,
+            cache_dir=settings.cache_dir,
+            completed_steps=completed,
+        )
+    except Cancelled:
+        reason = reporter.stop_reason or "cancel"
+        if reason == "deleted":  # deleted while running: remove what it wrote after the API cleaned up
+            shutil.rmtree(out_dir, ignore_errors=True)
+            return "deleted"
+        if reason == "lost":
+            log.warning("job %s: attempt %d lost its lease; stopped without writing", job_id, attempt)
+            return "lost"
+        if reason == "shutdown":
+            ended = _end(job_id, attempt, "released")
+            log.info("job %s: worker stopping, attempt %d %s", job_id, attempt, ended)
+            return ended
+        return _end(job_id, attempt, "cancelled", message="cancelled")
     except Exception as exc:  # any failure ends this job only; the worker goes on with the next
+        if job_lease.lost.is_set():
+            return "lost"
         log.exception("job %s failed", job_id)
-        _finish(job_id, "failed", error=error_text(exc), message="failed")
-        return "failed"
-    _finish(job_id, "succeeded", message="done")
-    return "succeeded"
+        return _end(job_id, attempt, "failed", error=error_text(exc), message="failed")
+    return _end(job_id, attempt, "succeeded", message="done")

@@ -160,7 +160,7 @@ def worker_settings():
             home=home,
             database_url=f"sqlite:///{home / 'jobs.sqlite'}",
             broker_url=broker_url,
-            **{"visibility_timeout_s": 3600, **overrides},
+            **overrides,
         )
         upgrade(settings.database_url)
         return settings

@@ -73,14 +73,31 @@ def test_failing_job_stores_its_error_and_the_worker_goes_on(e2e_client, spec, s
 
 
 def test_job_whose_worker_keeps_dying_fails_instead_of_looping(e2e_client, e2e_settings, spec, wait_for_job):
-    # As if workers had died MAX_CRASH_REDELIVERIES times on this job (out of memory, say): the next
-    # delivery ends it as failed rather than running it once more.
+    # As if workers had died MAX_CRASH_REDELIVERIES times in a row on this job (out of memory, say): each
+    # claimed it and let its lease run out. The next delivery ends it as failed rather than running it again.
     with session_scope(e2e_settings.database_url) as session:
         job = store.create_job(session, parse_spec({**spec, "name": "poison"}))
-        job.status, job.attempts = "running", MAX_CRASH_REDELIVERIES
         job_id, queue = job.id, job.queue
+    for _ in range(MAX_CRASH_REDELIVERIES):
+        with session_scope(e2e_settings.database_url) as session:
+            store.claim_job(session, job_id, "killed-worker", lease_s=-1)
     enqueue_job(job_id, queue, e2e_settings)
     job = wait_for_job(e2e_client, job_id, 60)
     assert job["status"] == "failed"
-    assert f"the worker died {MAX_CRASH_REDELIVERIES} times" in job["error"]
+    assert f"the worker died {MAX_CRASH_REDELIVERIES} times in a row" in job["error"]
     assert job["summary"]["steps"] == 0
+
+
+def test_the_worker_registers_itself_online_with_its_device(e2e_client, e2e_settings, wait_until):
+    def registered():
+        items = e2e_client.get("/api/workers").json()["items"]
+        return [w for w in items if w["online"] and w["torch_version"]]
+
+    (w,) = wait_until(registered, 60, "the worker in /api/workers with its device")
+    assert w["name"] == f"prunelab-{w['pid']}@{w['host']}"
+    assert set(w["queues"]) == {"default", "cpu"} and w["concurrency"] == 1
+    import torch
+
+    assert w["torch_version"] == torch.__version__
+    assert w["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert (w["gpu_name"] is None) == (w["device"] == "cpu")
