@@ -102,6 +102,33 @@ def test_activation_cache_equals_plain_reevaluation_on_conv_models(name, shape):
     assert row["accuracy"] == accuracy and abs(row["loss"] - loss) <= 1e-6
 
 
+class InPlace(nn.Module):
+    """In-place writes into values the cache keeps: by a changed node (h.add_ after c), and by the
+    baseline walk before a layer's frontier is complete (e comes after the write)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.c, self.e = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+        self.d = nn.Linear(16, 10)
+
+    def forward(self, x):
+        h = self.a(x)
+        w = h.add_(self.c(x))
+        v = self.e(x)
+        return self.d(torch.relu(w)) + v[:, :10]
+
+
+def test_activation_cache_with_in_place_writes_equals_plain():
+    torch.manual_seed(0)
+    model = InPlace().eval()
+    x, y = torch.randn(40, 16), torch.randint(0, 10, (40,))
+    sets = {"val": Split(x[:20], y[:20]), "test": Split(x[20:], y[20:])}
+    cached = scan(model, ["c", "d", "e", "a"], [0.3, 0.6, 0.9], magnitude, sets, batch_size=7)
+    plain = scan(model, ["c", "d", "e", "a"], [0.3, 0.6, 0.9], magnitude, sets, batch_size=7, cache=False)
+    assert all(r["cached"] for r in cached)
+    assert_same(cached, plain)
+
+
 def test_allocation_for_overall_0_9_beats_uniform_one_shot(baseline, digits):
     rows = scan(baseline, LAYERS, SPARSITIES, magnitude, digits)
     base = evaluate_sets(baseline, digits)

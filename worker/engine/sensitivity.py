@@ -149,57 +149,72 @@ def scan(
         raise ValueError("layers: name at least one layer to scan")
     if len(set(layers)) != len(layers):
         raise ValueError("layers: each layer may be named once")
+    if len(set(sparsities)) != len(sparsities):
+        raise ValueError("sparsities: each sparsity may be named once")
 
     work = copy.deepcopy(model).eval()
     modules = find_layers(work, list(layers))
     device = modules[layers[0]].weight.device
     model_flops, layer_flops = flop_counts(work, input_shape, device)
     rows: dict[tuple[str, float], dict] = {}
-    masked: dict[str, list[tuple[float, torch.Tensor]]] = {}
 
-    for layer in layers:
+    def row(layer: str, s: float, **values) -> None:
+        weight = modules[layer].weight
+        rows[(layer, s)] = {
+            "layer": layer,
+            "sparsity": s,
+            "layer_params": weight.numel(),
+            "layer_flops": int(layer_flops.get(layer, 0)),
+            "model_flops": int(model_flops),
+            **values,
+        }
+
+    def masked_points(layer: str) -> list[tuple[float, torch.Tensor]]:
+        """Prune the layer to each sparsity (the row's sizes and latency); the pruned weight copies."""
         module = modules[layer]
         original = module.weight.detach().clone()
-        nonzero = int(torch.count_nonzero(original))
-        is_mask = isinstance(factory(work, layer), MaskPruner)
+        nonzero, points = int(torch.count_nonzero(original)), []
         for s in sparsities:
-            base = {
-                "layer": layer,
-                "sparsity": s,
-                "layer_params": original.numel(),
-                "layer_flops": int(layer_flops.get(layer, 0)),
-                "model_flops": int(model_flops),
-            }
-            if is_mask:
-                point = factory(work, layer)
-                point.prune(work, s, None, None)
-                removed = nonzero - int(torch.count_nonzero(module.weight))
-                base["params_removed"] = removed
-                base["flops_removed"] = int(round(layer_flops.get(layer, 0) * removed / original.numel()))
-                base["latency"] = latency_fn(work, point) if latency_fn else None
-                masked.setdefault(layer, []).append((s, module.weight.detach().clone()))
-                with torch.no_grad():
-                    module.weight.copy_(original)
-            else:
-                pruned = copy.deepcopy(work)
-                point = factory(pruned, layer)
-                pruned = point.prune(pruned, s, None, None).eval()
-                base["params_removed"] = count_params(work) - count_params(pruned)
-                base["flops_removed"] = int(model_flops - flop_counts(pruned, input_shape, device)[0])
-                base["latency"] = latency_fn(pruned, point) if latency_fn else None
-                base.update(_plain_metrics(pruned, sets, batch_size), cached=False)
-            rows[(layer, s)] = base
+            point = factory(work, layer)
+            point.prune(work, s, None, None)
+            removed = nonzero - int(torch.count_nonzero(module.weight))
+            flops = int(round(layer_flops.get(layer, 0) * removed / original.numel()))
+            latency = latency_fn(work, point) if latency_fn else None
+            row(layer, s, params_removed=removed, flops_removed=flops, latency=latency)
+            points.append((s, module.weight.detach().clone()))
+            with torch.no_grad():
+                module.weight.copy_(original)
+        return points
 
-    if masked:
-        plan = _CachePlan.build(work, list(masked)) if cache else None
-        cached_layers = [n for n in masked if plan is not None and n in plan.layers]
-        for layer in masked:
-            if layer not in cached_layers:
-                _plain_masked(work, modules[layer], masked[layer], sets, batch_size, rows, layer)
-        for group in _groups(cached_layers, masked, max_cache_bytes):
-            metrics = plan.run(group, {n: masked[n] for n in group}, modules, sets, batch_size)
-            for key, values in metrics.items():
-                rows[key].update(values, cached=True)
+    masked = []
+    for layer in layers:
+        if isinstance(factory(work, layer), MaskPruner):
+            masked.append(layer)
+            continue
+        for s in sparsities:  # channel removal: a pruned copy per point, evaluated plainly
+            pruned = copy.deepcopy(work)
+            point = factory(pruned, layer)
+            pruned = point.prune(pruned, s, None, None).eval()
+            row(
+                layer,
+                s,
+                params_removed=count_params(work) - count_params(pruned),
+                flops_removed=int(model_flops - flop_counts(pruned, input_shape, device)[0]),
+                latency=latency_fn(pruned, point) if latency_fn else None,
+                **_plain_metrics(pruned, sets, batch_size),
+                cached=False,
+            )
+
+    plan = _CachePlan.build(work, masked) if cache and masked else None
+    cached_layers = [n for n in masked if plan is not None and n in plan.layers]
+    for layer in masked:
+        if layer not in cached_layers:
+            _plain_masked(work, modules[layer], masked_points(layer), sets, batch_size, rows, layer)
+    copy_bytes = {n: len(sparsities) * modules[n].weight.numel() * modules[n].weight.element_size() for n in masked}
+    for group in _groups(cached_layers, copy_bytes, max_cache_bytes):
+        points = {n: masked_points(n) for n in group}
+        for key, values in plan.run(group, points, modules, sets, batch_size).items():
+            rows[key].update(values, cached=True)
 
     order = ("layer", "sparsity", "accuracy", "val_accuracy", "loss", "val_loss", "params_removed")
     out = []
@@ -226,17 +241,16 @@ def _plain_masked(work, module, points, sets, batch_size, rows, layer) -> None:
         module.weight.copy_(original)
 
 
-def _groups(layers: list[str], masked: dict, max_bytes: int) -> list[list[str]]:
+def _groups(layers: list[str], sizes: dict[str, int], max_bytes: int) -> list[list[str]]:
     """Consecutive layers whose pruned weight copies fit in max_bytes together (a layer alone always runs)."""
     groups: list[list[str]] = []
     used = 0
     for layer in layers:
-        size = sum(w.numel() * w.element_size() for _, w in masked[layer])
-        if not groups or used + size > max_bytes:
+        if not groups or used + sizes[layer] > max_bytes:
             groups.append([])
             used = 0
         groups[-1].append(layer)
-        used += size
+        used += sizes[layer]
     return groups
 
 
@@ -254,8 +268,14 @@ def _mutates(gm: fx.GraphModule, node: fx.Node) -> bool:
     if node.op == "call_module":
         return bool(getattr(gm.get_submodule(node.target), "inplace", False))
     if node.op == "call_function":
-        name = getattr(node.target, "__name__", "")
-        return node.target in _INPLACE_OPS or bool(node.kwargs.get("inplace")) or name.endswith("_")
+        if node.target in _INPLACE_OPS or node.kwargs.get("inplace"):
+            return True
+        name = getattr(node.target, "__name__", "")  # torch.relu_, torch.add_ (operator.and_ is not in place)
+        return (
+            name.endswith("_")
+            and not name.startswith("_")
+            and getattr(node.target, "__module__", "") not in ("_operator", "operator")
+        )
     if node.op == "call_method":
         return node.target.endswith("_") and not node.target.startswith("__")
     return False
@@ -307,7 +327,11 @@ class _CachePlan:
 
     def _layer(self, layer: str, model: nn.Module) -> dict | None:
         gm, nodes = self.gm, self.nodes
-        if gm.get_submodule(layer) is not dict(model.named_modules())[layer]:
+        try:
+            traced = gm.get_submodule(layer)
+        except AttributeError:  # the traced graph never calls the layer
+            return None
+        if traced is not dict(model.named_modules())[layer]:
             return None  # the traced module must share the layer with the model the pruner changes
         seeds = [
             n
