@@ -1,17 +1,21 @@
-"""`prunelab run SPEC.yaml --out DIR`: one experiment here, no server; a progress bar and DIR/result.json."""
+"""`prunelab run SPEC.yaml --out DIR`: one experiment here, no server; a progress bar and DIR/result.json
+(and DIR/spec.json, DIR/checkpoints/). Steps are numbered from 1 on screen ("step" in result.json; "index"
+stays 0-based)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 from tqdm import tqdm
 
-from core.spec import SpecError, parse_spec
+from core.spec import JobSpec, SpecError, spec_errors
 from worker.engine.reporter import Cancelled
 
 BAR_STEPS = 1000
@@ -46,7 +50,7 @@ class TqdmReporter:
     def on_step(self, step: dict) -> None:
         self.result["steps"].append(step)
         self.bar.write(
-            f"step {step['index']}: sparsity {step['sparsity']:.4f} (target {step['target_sparsity']:.4f}), "
+            f"step {step['index'] + 1}: sparsity {step['sparsity']:.4f} (target {step['target_sparsity']:.4f}), "
             f"accuracy {step['accuracy']:.4f} (right after pruning {step['accuracy_before_finetune']:.4f})"
         )
         write_result(self.out_dir, self.result)  # a long run leaves a usable partial result behind
@@ -69,32 +73,97 @@ def write_result(out_dir: Path, result: dict) -> None:
     tmp.replace(out_dir / "result.json")
 
 
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _error(*messages: str) -> int:
+    """`error: <field>: <message>` on stderr, one line per message; exit status 2."""
+    for message in messages:
+        print(f"error: {_one_line(message)}", file=sys.stderr)
     return 2
 
 
-def run_spec_file(spec_path: Path, out_dir: Path) -> int:
-    """Run the spec in a YAML file; write out_dir/result.json. Exit code 0, or 2 for a bad spec or missing
-    data (one line `error: <field>: <message>` on stderr), 130 when interrupted."""
-    spec_path, out_dir = Path(spec_path), Path(out_dir)
+def read_spec(spec_path: Path) -> JobSpec | list[str]:
+    """The validated spec in a YAML file, or every problem found, each as `<field>: <message>`."""
     try:
-        data = yaml.safe_load(spec_path.read_text())
+        raw = spec_path.read_bytes()
     except OSError as exc:
-        return _error(f"spec: cannot read {spec_path}: {exc.strerror or exc}")
-    except yaml.YAMLError as exc:
-        return _error(f"spec: {spec_path} is not valid YAML: {' '.join(str(exc).split())}")
+        return [f"spec: cannot read {spec_path}: {exc.strerror or exc}"]
     try:
-        spec = parse_spec(data)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [f"spec: {spec_path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [f"spec: {spec_path} is not valid YAML: {exc}"]
+    except RecursionError:
+        return [f"spec: {spec_path} is nested too deeply to read"]
+    if not isinstance(data, dict):
+        return ["spec: must be a mapping of fields (name, model, dataset, train, method, schedule, ...)"]
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        return [str(err) for err in spec_errors(exc.errors())]
     except SpecError as exc:
-        return _error(str(exc))
+        return [str(exc)]
+    except RecursionError:
+        return [f"spec: {spec_path} is nested too deeply to validate"]
 
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of path and its parents that does not exist yet (what mkdir(parents=True) creates)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _settings():
+    """The settings, or a one-line message naming the environment variable that is wrong."""
     from core.settings import get_settings
-    from worker.engine.data import DatasetMissing
-    from worker.engine.runner import run_job
 
-    settings = get_settings()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        return [f"PRUNELAB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+
+
+def run_spec_file(spec_path: Path, out_dir: Path) -> int:
+    """Run the spec in a YAML file; write out_dir/result.json. Exit code 0; 2 for bad input (a bad spec,
+    missing data, an unusable --out, each problem one line `error: <field>: <message>` on stderr); 130 when
+    interrupted. A failed run removes the --out directory it created (never one that was there before)."""
+    spec_path, out_dir = Path(spec_path), Path(out_dir)
+    spec = read_spec(spec_path)
+    if isinstance(spec, list):
+        return _error(*spec)
+    if out_dir.exists() and not out_dir.is_dir():
+        return _error(f"--out: {out_dir} exists and is not a directory; give a directory (created when missing)")
+    settings = _settings()
+    if isinstance(settings, list):
+        return _error(*settings)
+    created = _first_missing(out_dir.absolute())
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _error(f"--out: cannot create {out_dir}: {exc.strerror or exc}")
+    ok = False
+    try:
+        status = _run(spec, out_dir, settings)
+        ok = status in (0, 130)  # an interrupted run keeps the steps done so far
+        return status
+    finally:
+        if not ok and created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _run(spec: JobSpec, out_dir: Path, settings) -> int:
+    from worker.engine.data import DatasetMissing
+    from worker.engine.runner import dir_size_bytes, run_job
+
     reporter = TqdmReporter(out_dir, spec.model_dump(mode="json"))
 
     def interrupt(signum, frame):  # first Ctrl-C: stop cleanly between batches; second: the default
@@ -104,7 +173,15 @@ def run_spec_file(spec_path: Path, out_dir: Path) -> int:
     previous = signal.signal(signal.SIGINT, interrupt)
     started = time.perf_counter()
     try:
-        result = run_job(spec, out_dir, reporter, data_dir=settings.data_dir, cache_dir=settings.cache_dir)
+        result = run_job(
+            spec,
+            out_dir,
+            reporter,
+            data_dir=settings.data_dir,
+            cache_dir=settings.cache_dir,
+            keep_checkpoints=settings.keep_checkpoints,
+            baseline_cache_gb=settings.baseline_cache_gb,
+        )
     except SpecError as exc:
         return _error(str(exc))
     except DatasetMissing as exc:
@@ -112,6 +189,7 @@ def run_spec_file(spec_path: Path, out_dir: Path) -> int:
     except (Cancelled, KeyboardInterrupt):
         reporter.close()
         reporter.result["seconds"] = time.perf_counter() - started
+        reporter.result["disk_bytes"] = dir_size_bytes(out_dir)
         write_result(out_dir, reporter.result)
         print(f"cancelled; steps done so far are in {out_dir / 'result.json'}", file=sys.stderr)
         return 130
