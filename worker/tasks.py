@@ -19,6 +19,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from backend import store
+from backend.broker import enqueue_job
 from backend.db import dispose_engines, session_scope
 from core.queues import TASK_NAME
 from core.settings import get_settings
@@ -89,8 +90,6 @@ def _end(job_id: int, attempt: int, how: str, error: str | None = None, message:
             if how == "released":
                 status = store.release_job(session, job_id, attempt)
                 if status == "queued":
-                    from backend.broker import enqueue_job
-
                     enqueue_job(job_id, store.get_job(session, job_id).queue, settings)
                     return "released"
                 return status
@@ -101,11 +100,23 @@ def _end(job_id: int, attempt: int, how: str, error: str | None = None, message:
         return "lost"
 
 
+def _hand_back(job_id: int, settings) -> str:
+    with session_scope() as session:
+        job = store.get_job(session, job_id)
+        queue = job.queue if job is not None and job.status in ("queued", "running") else None
+    if queue is not None:
+        enqueue_job(job_id, queue, settings)
+    log.info("job %s: this worker is stopping; %s", job_id, "handed back" if queue else "skipped")
+    return "handed back" if queue else "skipped"
+
+
 # Acknowledged late, rejected on worker loss, no result: set once for every task in backend.broker.make_celery.
 @shared_task(name=TASK_NAME)
 def run_job(job_id: int) -> str:
     """Run job `job_id`; returns how its attempt ended, or "skipped" when there was nothing to do."""
     settings = get_settings()
+    if lease.shutting_down():  # a stopping worker starts nothing: the message goes back for another worker
+        return _hand_back(job_id, settings)
     worker = lease.worker_name()
     claimed = _claim(job_id, worker, settings.lease_s)
     if claimed is None:

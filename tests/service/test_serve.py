@@ -62,11 +62,12 @@ def process_group_alive(pgid: int) -> bool:
 
 @pytest.fixture
 def served(tmp_path, prunelab_argv, prunelab_env, free_port, wait_healthy):
-    """served(*args): `prunelab serve ARGS` on an embedded HOME, once it answers /api/health."""
+    """served(*args, **env): `prunelab serve ARGS` on an embedded HOME (env: more PRUNELAB_* variables), once
+    it answers /api/health."""
     started: list[Served] = []
 
-    def start(*args: str) -> Served:
-        s = Served(prunelab_argv, prunelab_env(tmp_path / "home"), free_port(), *args)
+    def start(*args: str, **env: str) -> Served:
+        s = Served(prunelab_argv, prunelab_env(tmp_path / "home", **env), free_port(), *args)
         started.append(s)
         wait_healthy(s.base, s.proc, lambda: s.output, timeout_s=60)
         return s
@@ -107,6 +108,52 @@ def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_
     assert "stopped" in server.output
     # serve returns once its worker's main process is reaped; its pool children follow within moments
     wait_until(lambda: not process_group_alive(worker_pid), 10, "the worker's pool processes to exit with serve")
+
+
+def test_kill_9_serve_mid_job_then_serve_again_never_two_workers_on_the_job(served, tmp_path, small_spec, wait_until):
+    """serve killed with SIGKILL: its worker gets SIGTERM (PR_SET_PDEATHSIG), stops its job at the next
+    check and releases it; serve started again resumes the job. The lease history shows at most one lease
+    period during which two workers held the job, and one success."""
+    from backend import store
+    from backend.db import session_scope
+
+    lease_s = 4.0
+    first = served(PRUNELAB_LEASE_S=str(lease_s))
+    orphan = first.worker_pid()
+    rounds = 8
+    spec = small_spec(
+        name="serve-kill", schedule={"kind": "iterative", "rate": 0.2, "rounds": rounds, "finetune_epochs": 3}
+    )
+    job_id = httpx.post(first.base + "/api/jobs", json=spec, timeout=10).json()["id"]
+
+    def job(server):
+        return httpx.get(f"{server.base}/api/jobs/{job_id}", timeout=10).json()
+
+    wait_until(lambda: job(first)["summary"]["steps"] >= 1, 180, lambda: f"a stored step:\n{first.output[-3000:]}")
+    first.proc.kill()
+    first.proc.wait()
+    second = served(PRUNELAB_LEASE_S=str(lease_s))  # started again at once, as a supervisor would
+
+    def finished():
+        state = job(second)
+        return state["status"] not in ("queued", "running") and state
+
+    done = wait_until(finished, 240, lambda: f"job {job_id}:\n{second.output[-3000:]}", interval_s=0.5)
+    assert done["status"] == "succeeded", done["error"]
+    wait_until(lambda: not process_group_alive(orphan), 30, "the orphaned worker to exit")
+    steps = httpx.get(f"{second.base}/api/jobs/{job_id}/steps", timeout=10).json()["items"]
+    assert [s["index"] for s in steps] == list(range(rounds))
+    assert second.stop(signal.SIGINT) == 0
+
+    with session_scope(f"sqlite:///{tmp_path / 'home' / 'prunelab.sqlite'}") as session:
+        attempts = store.job_attempts(session, job_id)
+    # The orphan stopped on SIGTERM and gave the job back; the new serve's worker finished it.
+    assert [a.outcome for a in attempts] == ["released", "succeeded"]
+    assert attempts[0].worker == f"prunelab-{orphan}@{socket.gethostname()}" != attempts[1].worker
+    for held, taken in zip(attempts, attempts[1:]):
+        overlap = ((held.ended_at or held.renewed_at) - taken.started_at).total_seconds()
+        print(f"attempt {held.attempt} ({held.outcome}) -> {taken.attempt}: overlap {overlap:.2f} s")
+        assert overlap < lease_s
 
 
 def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served):
