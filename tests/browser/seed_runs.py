@@ -100,7 +100,11 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
         before = accuracy - abs(rng.normal(0.01, 0.01)) * (1 + 8 * sparsity**4)
         params_nonzero = nonzero_sum + 410
         dense_ms = 0.9 + rng.normal(0, 0.02)
-        realised_ms = dense_ms * (0.35 + 0.65 * (1 - sparsity)) if method != "magnitude" else dense_ms * 1.05
+        realised_ms = dense_ms * (0.35 + 0.65 * (1 - sparsity)) if method != "magnitude" else dense_ms * 1.02
+        # The spread of the repeated timings (p10..p90) and the speedup's bounds, as the engine reports them.
+        dense_p10, dense_p90 = dense_ms * 0.94, dense_ms * 1.09
+        realised_p10, realised_p90 = realised_ms * 0.93, realised_ms * 1.1
+        speedup_low, speedup_high = dense_p10 / realised_p90, dense_p90 / realised_p10
         out.append(
             {
                 "index": k,
@@ -124,6 +128,13 @@ def make_steps(method: str, spec: dict, steps: int, rng: np.random.Generator, ba
                     "dense_ms": dense_ms,
                     "realised_ms": realised_ms,
                     "speedup": dense_ms / realised_ms,
+                    "dense_p10_ms": dense_p10,
+                    "dense_p90_ms": dense_p90,
+                    "realised_p10_ms": realised_p10,
+                    "realised_p90_ms": realised_p90,
+                    "speedup_low": speedup_low,
+                    "speedup_high": speedup_high,
+                    "speedup_significant": speedup_low > 1 or speedup_high < 1,
                     "form": {"block": "bsr", "magnitude": "csr", "channel": "compact"}[method],
                 },
                 "seconds": 0.5,
@@ -193,3 +204,111 @@ def insert_named_run(
     spec = {**_spec(0, method, steps), "name": name, "tags": list(tags)}
     with session_scope(database_url) as session:
         return _store_run(session, spec, method, steps, np.random.default_rng(len(name)), "succeeded", cached=True)
+
+
+def conv_steps(layers: list[str], steps: int, rng: np.random.Generator, baseline: float) -> list[dict]:
+    """Fine-grained magnitude steps of a conv net: every layer a small 16 x 4 x 3 x 3 kernel, masked per weight
+    (out x in·kh·kw, 1 x 1 blocks), sparser layers deeper in the network as global magnitude pruning finds."""
+    shape = (16, 4, 3, 3)
+    cols = shape[1] * shape[2] * shape[3]
+    scores = {name: rng.random((shape[0], cols)) for name in layers}
+    out = []
+    for k in range(steps):
+        target = 1 - 0.7 ** (k + 1)
+        entries, nonzero_sum = [], 0
+        for depth, name in enumerate(layers):
+            layer_target = min(0.98, target * (0.6 + 0.8 * depth / max(1, len(layers) - 1)))
+            keep = scores[name] > np.quantile(scores[name], layer_target)
+            nonzero = int(keep.sum())
+            nonzero_sum += nonzero
+            entries.append(
+                {
+                    "name": name,
+                    "kind": "conv",
+                    "shape": list(shape),
+                    "params": keep.size,
+                    "nonzero": nonzero,
+                    "sparsity": 1 - nonzero / keep.size,
+                    "target_sparsity": layer_target,
+                    "mask": {"block_shape": [1, 1], "grid": encode_grid(keep)},
+                    "density": encode_density(density_grid(keep)),
+                }
+            )
+        weights = len(layers) * shape[0] * cols
+        sparsity = 1 - nonzero_sum / weights
+        accuracy = baseline - max(0.0, sparsity - 0.5) ** 2 * 0.5
+        dense_ms = 4.2 + rng.normal(0, 0.05)
+        realised_ms = dense_ms * 1.01
+        out.append(
+            {
+                "index": k,
+                "target_sparsity": target,
+                "sparsity": sparsity,
+                "accuracy": accuracy,
+                "accuracy_before_finetune": accuracy - 0.02,
+                "accuracy_drop": 0.02,
+                "params_total": weights,
+                "params_nonzero": nonzero_sum,
+                "size_dense_bytes": weights * 4,
+                "size_sparse_bytes": nonzero_sum * 6 + 2048,
+                "size_compact_bytes": weights * 4,
+                "flops_dense": 2 * weights * 64,
+                "flops_effective": 2 * nonzero_sum * 64,
+                # The old shape: no spread, no verdict (runs stored before the engine measured them).
+                "latency": {
+                    "device": "cpu",
+                    "batch_size": 64,
+                    "dense_ms": dense_ms,
+                    "realised_ms": realised_ms,
+                    "speedup": dense_ms / realised_ms,
+                    "form": "csr",
+                },
+                "seconds": 2.0,
+                "checkpoint": f"checkpoints/step_{k}.pt",
+                "layers": entries,
+            }
+        )
+    return out
+
+
+def insert_conv_run(database_url: str, name: str, layers: list[str], *, steps: int = 3) -> int:
+    """Store one finished ResNet-18 / CIFAR-10 fine-grained magnitude run whose steps carry `layers`."""
+    spec = {
+        "name": name,
+        "model": "resnet18",
+        "dataset": "cifar10",
+        "train": {"epochs": 2},
+        "method": {"kind": "magnitude", "scope": "global"},
+        "schedule": {"kind": "iterative", "rate": 0.3, "rounds": steps},
+        "tags": ["conv"],
+    }
+    rng = np.random.default_rng(len(layers))
+    with session_scope(database_url) as session:
+        job = store.create_job(session, parse_spec(spec))
+        store.set_status(session, job.id, "running")
+        step_dicts = conv_steps(layers, steps, rng, 0.93)
+        store.set_baseline(
+            session,
+            job.id,
+            {
+                "accuracy": 0.93,
+                "params_total": step_dicts[0]["params_total"],
+                "size_dense_bytes": step_dicts[0]["size_dense_bytes"],
+                "cached": True,
+            },
+        )
+        for step in step_dicts:
+            store.add_step(session, job.id, step)
+        store.set_progress(session, job.id, 1.0)
+        store.set_status(session, job.id, "succeeded")
+        return job.id
+
+
+def insert_failed_before_first_step(database_url: str, error: str) -> int:
+    """A run that failed while its baseline trained: no baseline, no step, one error line."""
+    spec = {**_spec(0, "block", 4), "name": "failed-before-any-step"}
+    with session_scope(database_url) as session:
+        job = store.create_job(session, parse_spec(spec))
+        store.set_status(session, job.id, "running")
+        store.set_status(session, job.id, "failed", error=error)
+        return job.id

@@ -92,7 +92,7 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
         "#mask-step", "el => { el.value = '2'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
     )
     expect(heatmap).to_have_attribute("data-step", "2")
-    assert page.evaluate("document.querySelector('#layer-chart').data[0].x") == ["fc1", "fc2", "fc3"]
+    assert page.evaluate("document.querySelector('#layer-chart').data[0].y") == ["fc1", "fc2", "fc3"]
     page.screenshot(path=str(artifacts / "run.png"))
     page.screenshot(path=str(artifacts / "run-full.png"), full_page=True)
 
@@ -103,7 +103,7 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     assert [int(r["index"]) for r in rows] == [0, 1, 2]
     with page.expect_download() as info:
         page.click("#download-checkpoint")
-    assert info.value.suggested_filename == f"prunelab-run-{job_id}-step-2.pt"
+    assert info.value.suggested_filename == f"prunelab-run-{job_id}-step-3.pt"  # steps counted from 1
 
     # The list shows it finished, with its tags.
     page.goto(f"{worker_server.base_url}/#/runs?tag=e2e")
@@ -184,7 +184,7 @@ def test_clone_fills_the_form_from_a_run(stored_server, page):
     page.goto(f"{stored_server.base_url}/#/run/{job['id']}")
     page.click("text=Clone")
     page.wait_for_url(f"**/#/new?from={job['id']}")
-    expect(page.locator("#f-name")).to_have_value(job["name"])
+    expect(page.locator("#f-name")).to_have_value(f"{job['name']} (copy)")
     assert page.input_value("#f-method-kind") == job["spec"]["method"]["kind"]
     assert page.input_value("#f-schedule-rounds") == str(job["spec"]["schedule"]["rounds"])
     assert page.input_value("#f-tags") == ", ".join(job["tags"])
@@ -268,9 +268,11 @@ def test_compare_two_runs_and_reopen_the_link(stored_server, page, browser, arti
     page.wait_for_function("() => document.querySelector('#compare-chart').data?.length === 3")
     names = page.evaluate("document.querySelector('#compare-chart').data.map(t => t.name)")
     assert names[0].startswith(f"#{a} ") and names[1].startswith(f"#{b} ") and names[2] == "Pareto front"
-    # Colours follow the method: block is blue, magnitude red (seed runs alternate the methods).
+    # One colour per run; the marker symbol says the method (seed runs alternate block, magnitude).
     colours = page.evaluate("document.querySelector('#compare-chart').data.map(t => t.line.color)")
-    assert colours[0] == "#2563eb" and colours[1] == "#dc2626"
+    assert colours[0] != colours[1]
+    symbols = page.evaluate("document.querySelector('#compare-chart').data.map(t => t.marker.symbol)")
+    assert symbols[:2] == ["square", "circle"]
     page.click(".segmented button[data-value='flops']")
     assert "x=flops" in page.url
     assert page.evaluate("document.querySelector('#compare-chart').layout.xaxis.type") == "log"

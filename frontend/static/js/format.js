@@ -118,3 +118,57 @@ export function predictScheduleOutcome(s) {
   if (s.kind === 'oneshot' && Array.isArray(s.sparsities)) return `→ ${plural(s.sparsities.length, 'step')}, each from the same baseline`;
   return '';
 }
+
+// ---------------------------------------------------------------- latency with its spread
+
+// The measured latency of a step (or a baseline) with its spread where the engine reports one. The spread's
+// keys may sit in the latency dict (dense_p10_ms) or flattened on the step (latency_dense_p10_ms); without
+// them the old single values come back with null bounds.
+//   { device, batchSize, form, dense: {ms, p10, p90}, realised: {ms, p10, p90}, speedup, low, high, significant }
+export function latencyOf(step) {
+  const lat = step?.latency;
+  if (!lat && step?.latency_dense_ms === undefined) return null;
+  const pick = key => {
+    for (const v of [lat?.[key], step?.[`latency_${key}`], step?.[key]]) if (v !== undefined && v !== null) return v;
+    return null;
+  };
+  const timing = kind => ({ ms: pick(`${kind}_ms`), p10: pick(`${kind}_p10_ms`), p90: pick(`${kind}_p90_ms`) });
+  const significant = pick('speedup_significant');
+  return {
+    device: pick('device'), batchSize: pick('batch_size'), form: pick('form'),
+    dense: timing('dense'), realised: timing('realised'),
+    speedup: pick('speedup'), low: pick('speedup_low'), high: pick('speedup_high'),
+    significant: significant === null ? null : Boolean(significant),
+  };
+}
+
+// "2.31× (2.10–2.52)" when significant, "~1.0× (within noise)" when not, the plain value without a verdict.
+export function speedupText(lat, { range = true } = {}) {
+  if (!lat || missing(lat.speedup)) return dash;
+  if (lat.significant === false) return '~1.0× (within noise)';
+  const bounds = range && !missing(lat.low) && !missing(lat.high) ? ` (${lat.low.toFixed(2)}–${lat.high.toFixed(2)})` : '';
+  return `${times(lat.speedup)}${bounds}`;
+}
+
+// "1.23 ms (1.10–1.40)": a timing with its p10–p90 spread, where known.
+export function msSpread(t) {
+  if (!t || missing(t.ms)) return dash;
+  return !missing(t.p10) && !missing(t.p90) ? `${ms(t.ms)} (${ms(t.p10)}–${ms(t.p90)})` : ms(t.ms);
+}
+
+// ---------------------------------------------------------------- queue
+
+// "3rd in the queue cpu · starts in about 2 min": where the API tells (queue_position, expected_start_s).
+export function queueText(job) {
+  const bits = [];
+  if (job.queue_position !== undefined && job.queue_position !== null) {
+    bits.push(job.queue_position <= 1 ? `next in the queue ${job.queue}` : `${ordinal(job.queue_position)} in the queue ${job.queue}`);
+  }
+  if (job.expected_start_s !== undefined && job.expected_start_s !== null) {
+    bits.push(job.expected_start_s < 5 ? 'starts any moment' : `starts in about ${duration(job.expected_start_s)}`);
+  }
+  return bits.join(' · ');
+}
+
+const ordinal = n => `${n}${(n % 100 >= 11 && n % 100 <= 13) ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' }[n % 10] || 'th')}`;
+

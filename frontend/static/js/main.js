@@ -1,4 +1,4 @@
-// The router (hash routes: #/runs, #/run/12, #/compare?ids=1,2, #/new) and the top bar.
+// The router (hash routes: #/runs, #/run/12, #/compare?ids=1,2, #/new, #/workers) and the top bar.
 import { askToken, canWrite, getMe, getToken, onAuthChange, onLoading, onMe, readOnlyReason, setToken } from './api.js';
 import { onLiveState, startLive } from './live.js';
 import { loadPlotly } from './charts.js';
@@ -8,6 +8,7 @@ import * as runsPage from './pages/runs.js';
 import * as runPage from './pages/run.js';
 import * as newPage from './pages/new.js';
 import * as comparePage from './pages/compare.js';
+import * as workersPage from './pages/workers.js';
 
 const routes = [
   { pattern: /^\/?$/, page: runsPage, nav: 'runs' },
@@ -15,6 +16,7 @@ const routes = [
   { pattern: /^\/run\/(\d+)$/, page: runPage, nav: 'runs', param: 'id' },
   { pattern: /^\/new$/, page: newPage, nav: 'new' },
   { pattern: /^\/compare$/, page: comparePage, nav: 'compare' },
+  { pattern: /^\/workers$/, page: workersPage, nav: 'workers' },
 ];
 
 let current = null; // { dispose, controller }
@@ -35,7 +37,7 @@ async function render() {
     root.append(h('section', { class: 'panel' }, h('h1', {}, 'Not found'), h('p', {}, `No page at #${path}. `, h('a', { href: '#/runs' }, 'Back to the runs'))));
     return;
   }
-  document.title = `${{ runs: 'Runs', new: 'New run', compare: 'Compare' }[route.nav]} · PruneLab`;
+  document.title = `${{ runs: 'Runs', new: 'New run', compare: 'Compare', workers: 'Workers' }[route.nav]} · PruneLab`;
   const params = Object.fromEntries(query);
   if (route.param) params[route.param] = Number(path.match(route.pattern)[1]);
   const controller = new AbortController();

@@ -1,11 +1,11 @@
 // The run page's sparsity-accuracy curve: accuracy after fine-tuning (line), right after pruning (open
 // markers) and the dense baseline (dashed), with a dotted line at the inspected step.
 import { axis, baseLayout, centredNote } from '../charts.js';
-import { pct, times, tint } from '../format.js';
+import { latencyOf, pct, speedupText, tint } from '../format.js';
 
 const hoverText = s => `step ${s.index + 1}: target ${pct(s.target_sparsity)}<br>sparsity ${pct(s.sparsity, 2)}<br>`
   + `after fine-tuning ${pct(s.accuracy, 2)}<br>right after pruning ${pct(s.accuracy_before_finetune, 2)}`
-  + `${s.latency?.speedup ? `<br>speedup ${times(s.latency.speedup)}` : ''}`;
+  + `${latencyOf(s)?.speedup ? `<br>speedup ${speedupText(latencyOf(s))}` : ''}`;
 
 // steps: the stored steps; inspected: the step the page inspects, or null; emptyNote: shown with no steps.
 export function runCurveFigure({ steps, baseline, inspected, color, emptyNote }) {

@@ -21,6 +21,13 @@ export function clearFieldError(form, path) {
   slot?.closest('.field')?.classList.remove('invalid');
 }
 
+export function setFieldError(form, path, text) {
+  const slot = form.querySelector(`[data-error-for="${CSS.escape(path)}"]`);
+  if (!slot) return;
+  slot.textContent = text;
+  slot.closest('.field')?.classList.add('invalid');
+}
+
 export function clearErrors(form, formError) {
   form.querySelectorAll('.field-error').forEach(el => { el.textContent = ''; });
   form.querySelectorAll('.field.invalid').forEach(el => el.classList.remove('invalid'));

@@ -24,37 +24,89 @@ function rangeText(p) {
   return `${left}x${right}`;
 }
 
+// Block size as the form writes it: 4, or 2x4 for [rows, cols].
+const formatBlockSize = v => (Array.isArray(v) ? v.join('x') : String(v));
+
 function formatValue(p, value) {
   if (value === null || value === undefined) return '';
+  if (p.type === 'blocksize') return formatBlockSize(value);
   if (p.type === 'list' || p.type === 'strlist') return Array.isArray(value) ? value.join(', ') : String(value);
   if (p.type === 'map') return Object.entries(value).map(([k, v]) => `${k}=${v}`).join(', ');
   if (Array.isArray(value)) return value.join(', ');
   return String(value);
 }
 
+// ---------------------------------------------------------------- reading a field: never coerce
+
+// The form never guesses: a text it cannot read as the field's type is an error next to the field, not a
+// different number (a number input would drop "[", "]" and "," and send 24 for "[2, 4]").
+const INT = /^[+-]?\d+$/;
+const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+export class FieldError extends Error {}
+
+function number(text, type, what = 'a number') {
+  if (type === 'int' ? !INT.test(text) : !FLOAT.test(text)) {
+    throw new FieldError(`"${text}" is not ${type === 'int' ? 'a whole number' : what}`);
+  }
+  return Number(text);
+}
+
+// "4" -> 4; "2x4", "2×4", "[2, 4]", "2, 4", "(2 4)" -> [2, 4].
+export function parseBlockSize(text) {
+  const bracket = text.match(/^([[(])\s*(.*?)\s*([\])])$/);
+  const pair = { '[': ']', '(': ')' };
+  const open = /^[[(]/.test(text) || /[\])]$/.test(text);
+  const inner = bracket && pair[bracket[1]] === bracket[3] ? bracket[2] : open ? null : text;
+  if (inner === null) throw new FieldError(`"${text}": the brackets do not match; write 4, 2x4 or [2, 4]`);
+  const parts = inner.split(/\s*[x×*,;]\s*|\s+/i);
+  if (parts.length === 1 && INT.test(parts[0])) return Number(parts[0]);
+  if (parts.length === 2 && parts.every(x => INT.test(x))) return parts.map(Number);
+  throw new FieldError(`"${text}" is not a block size: write 4 (4 x 4 blocks), 2x4 or [2, 4] (rows, cols)`);
+}
+
+function parseList(text) {
+  if (text.startsWith('[') !== text.endsWith(']')) throw new FieldError(`"${text}": the brackets do not match`);
+  const inner = text.replace(/^\[\s*/, '').replace(/\s*\]$/, '');
+  const items = inner.split(/\s*[,;]\s*|\s+/).filter(s => s !== '');
+  return items.map((x, i) => {
+    try { return number(x, 'float'); } catch { throw new FieldError(`item ${i + 1}, "${x}", is not a number`); }
+  });
+}
+
+function parseMap(text) {
+  const out = {};
+  for (const part of text.split(/\s*[,;]\s*/).filter(Boolean)) {
+    const match = part.match(/^([^=:\s]+)\s*[=:]\s*(.*)$/);
+    if (!match || match[2] === '') throw new FieldError(`"${part}" is not layer=value`);
+    try { out[match[1]] = number(match[2], 'float'); } catch { throw new FieldError(`${match[1]}: "${match[2]}" is not a number`); }
+  }
+  return out;
+}
+
+// The spec value of an input; throws FieldError with the reason when its text is not one.
 export function readInput(input) {
   const type = input.dataset.type;
   if (type === 'bool') return input.type === 'checkbox' ? input.checked : input.value === '' ? null : input.value === 'true';
+  if (type === 'enum') return input.value;
   const raw = input.value.trim();
-  if (raw === '') return null;
-  const asNumber = x => (x !== '' && Number.isFinite(Number(x)) ? Number(x) : x);
-  if (type === 'int' || type === 'float') return input.type === 'number' || /^[-+0-9.eE]+$/.test(raw) ? asNumber(raw) : raw;
-  if (type === 'strlist') return raw.split(/[,;]+/).map(x => x.trim()).filter(Boolean);
-  if (type === 'list') return raw.split(/[,;\s]+/).filter(Boolean).map(asNumber);
-  if (type === 'map') {
-    const out = {};
-    for (const part of raw.split(/[,;]+/)) {
-      const [key, value = ''] = part.split(/[=:]/).map(s => s.trim());
-      if (key) out[key] = asNumber(value);
-    }
-    return out;
+  if (raw === '') {
+    if (input.dataset.optional === 'true' || type === 'strlist' || type === 'map' || type === 'str') return type === 'strlist' ? [] : type === 'str' ? '' : null;
+    throw new FieldError(`empty: give a value${input.dataset.default ? ` (default ${input.dataset.default})` : ''}`);
   }
+  if (type === 'int' || type === 'float') return number(raw, type);
+  if (type === 'blocksize') return parseBlockSize(raw);
+  if (type === 'strlist') return raw.split(/[,;]+/).map(x => x.trim()).filter(Boolean);
+  if (type === 'list') return parseList(raw);
+  if (type === 'map') return parseMap(raw);
   return raw;
 }
 
 export function paramField(path, p, value, extraHint = '') {
   const id = `f-${path.replace(/\./g, '-')}`;
-  const common = { id, name: path, 'data-path': path, 'data-type': p.type };
+  const optional = p.default === null || p.default === undefined;
+  const common = { id, name: path, 'data-path': path, 'data-type': p.type, 'data-optional': String(optional),
+    'data-default': optional ? undefined : formatValue(p, p.default) };
   let input;
   if (p.type === 'enum') {
     input = h('select', common, p.choices.map(c => h('option', { value: c, selected: c === value }, c)));
@@ -65,12 +117,13 @@ export function paramField(path, p, value, extraHint = '') {
       h('option', { value: 'false', selected: value === false }, 'off'));
   } else if (p.type === 'bool') {
     input = h('input', { ...common, type: 'checkbox', checked: Boolean(value) });
-  } else if (p.type === 'int' || p.type === 'float') {
-    input = h('input', { ...common, type: 'number', step: p.type === 'int' ? '1' : 'any', value: formatValue(p, value),
-      placeholder: p.default === null ? 'default' : '', min: p.min ?? p.min_exclusive, max: p.max ?? p.max_exclusive });
   } else {
-    const placeholder = p.type === 'map' ? 'layer=value, …' : p.type === 'list' || p.type === 'strlist' ? 'comma separated' : p.default === null ? 'default' : '';
-    input = h('input', { ...common, type: 'text', value: formatValue(p, value), placeholder, spellcheck: false });
+    // Numbers too are text inputs: the browser's number input drops what it cannot read, silently.
+    const numeric = p.type === 'int' || p.type === 'float';
+    const placeholder = p.type === 'map' ? 'layer=value, …' : p.type === 'list' || p.type === 'strlist' ? 'comma separated'
+      : p.type === 'blocksize' ? '4, 2x4 or [2, 4]' : optional ? 'default' : '';
+    input = h('input', { ...common, type: 'text', value: formatValue(p, value), placeholder, spellcheck: false, autocomplete: 'off',
+      inputmode: numeric ? (p.type === 'int' ? 'numeric' : 'decimal') : undefined });
   }
   const hint = [p.help, rangeText(p), extraHint].filter(Boolean).join(' · ');
   const wide = ['map', 'list'].includes(p.type);

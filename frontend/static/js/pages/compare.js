@@ -9,7 +9,7 @@ import { pct, plural } from '../format.js';
 import { poller, subscribe } from '../live.js';
 import { queryString, replaceQuery } from '../route.js';
 import { loadSelection, sortedIds } from '../selection.js';
-import { compareTable } from '../tables/compare.js';
+import { COLUMNS, compareCsv, compareTable, diffTable } from '../tables/compare.js';
 import { errorBox, fill, h, segmented } from '../ui.js';
 
 export { paretoFront } from '../figures/compare-chart.js';
@@ -29,6 +29,16 @@ export function missingIds(err) {
   return parseIds((err.message.match(/not found: ([\d, ]+)$/) || ['', ''])[1]);
 }
 
+// A file made in the page (no server round trip), offered as a download.
+function saveText(text, filename, type) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = Object.assign(document.createElement('a'), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 function emptyState(selection) {
   return h('div', { class: 'empty' },
     selection.length ? h('span', {}, `You selected ${plural(selection.length, 'run')} in the list: `,
@@ -43,10 +53,19 @@ export async function render(root, params, { signal }) {
   let xKey = X_AXES[query.get('x')] ? query.get('x') : 'sparsity';
   let yKey = Y_AXES[query.get('y')] ? query.get('y') : 'after';
   let showFront = query.get('front') !== '0';
+  // The table's order, in the URL as sort=best (descending) or sort=+name (ascending).
+  const sortParam = query.get('sort') || 'best';
+  let sort = { key: sortParam.replace(/^[+-]/, ''), descending: !sortParam.startsWith('+') };
+  if (!COLUMNS.some(c => c.key === sort.key)) sort = { key: 'best', descending: true };
   let runs = [];
+  let colors = new Map();
+  const colorOf = id => colors.get(id) || '#64748b';
 
   const chartEl = h('div', { id: 'compare-chart', class: 'chart chart-tall' });
   const tableBox = h('div', { class: 'table-box', id: 'compare-table-box' });
+  const diffBox = h('div', { class: 'table-box', id: 'params-diff-box' });
+  const csvButton = h('button', { type: 'button', class: 'secondary small-button', id: 'export-csv', title: 'the table as CSV, in its order',
+    onclick: () => saveText(compareCsv(runs, Y_AXES[yKey].value, sort), `prunelab-compare-${ids.join('-').slice(0, 80)}.csv`, 'text/csv') }, 'CSV');
   const chips = h('div', { class: 'run-chips', id: 'compare-runs' });
   const picker = h('select', { id: 'add-run', 'aria-label': 'add a run' }, h('option', { value: '' }, '+ add a run…'));
   const note = h('span', { class: 'small muted', id: 'compare-note' });
@@ -74,7 +93,10 @@ export async function render(root, params, { signal }) {
     chips,
     h('section', { class: 'card chart-card' }, chartEl),
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Key figures'),
-      h('span', { class: 'small muted' }, 'from the downsampled curves; "≤1 pt" = the highest sparsity within 1 point of the baseline')), tableBox));
+      h('span', { class: 'small muted' }, 'from the downsampled curves; "≤1 pt" = the highest sparsity within 1 point of the baseline; click a header to sort'),
+      h('span', { class: 'spacer' }), csvButton), tableBox),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Parameters that differ'),
+      h('span', { class: 'small muted' }, 'the spec fields whose values are not the same in every compared run')), diffBox));
 
   async function fillPicker() {
     try {
@@ -95,14 +117,19 @@ export async function render(root, params, { signal }) {
     const { data, layout } = compareFigure(runs, { xKey, yKey, showFront });
     return draw(chartEl, data, layout);
   };
-  const drawTable = () => fill(tableBox, compareTable(runs, { accuracy: Y_AXES[yKey].value, onRemove: remove }));
+  const onSort = key => {
+    sort = sort.key === key ? { key, descending: !sort.descending } : { key, descending: !['run', 'status', 'model', 'method'].includes(key) };
+    setQuery('sort', sort.key === 'best' && sort.descending ? null : `${sort.descending ? '' : '+'}${sort.key}`);
+    drawTable();
+  };
+  const drawTable = () => fill(tableBox, compareTable(runs, { accuracy: Y_AXES[yKey].value, onRemove: remove, sort, onSort, colorOf }));
 
   function drawChips() {
     const styles = runStyles(runs);
     const many = runs.length > CHIP_LIMIT;
     fill(chips, many ? h('span', { class: 'small muted' }, `${runs.length} runs (the table lists them all)`)
-      : runs.map((run, i) => h('span', { class: 'run-chip', style: { '--method': styles[i].color } },
-        h('span', { class: 'swatch' }), h('a', { href: `#/run/${run.job.id}` }, `#${run.job.id} ${run.job.name}`),
+      : runs.map((run, i) => h('span', { class: 'run-chip', style: { '--method': styles[i].color }, title: `${methodName(run.job.method)}: ${styles[i].symbol} markers` },
+        h('span', { class: `swatch symbol-${styles[i].symbol}` }), h('a', { href: `#/run/${run.job.id}` }, `#${run.job.id} ${run.job.name}`),
         h('button', { type: 'button', class: 'chip-remove', title: 'remove', onclick: () => remove(run.job.id) }, '×'))),
     picker);
   }
@@ -119,8 +146,11 @@ export async function render(root, params, { signal }) {
       throw err;
     }
     note.textContent = `${plural(runs.length, 'run')} · up to ${POINTS} points each`;
+    const styles = runStyles(runs);
+    colors = new Map(runs.map((run, i) => [run.job.id, styles[i].color]));
     drawChips();
     drawTable();
+    fill(diffBox, diffTable(runs, colorOf));
     await drawChart();
     return anyActive(runs.map(r => r.job));
   }

@@ -2,14 +2,17 @@
 // schedule, presets for the papers' experiments, ?from=ID clones a run. The API validates: each problem of
 // its 422 is shown next to the field it names.
 import { api, ApiError, canWrite, getCatalog, getMe, readOnlyReason } from '../api.js';
-import { clearErrors, clearFieldError, showErrors } from '../form/errors.js';
-import { errorSlot, layersField, paramField, readInput, readLayers, setPath } from '../form/fields.js';
+import { clearErrors, clearFieldError, setFieldError, showErrors } from '../form/errors.js';
+import { errorSlot, FieldError, getPath, layersField, paramField, readInput, readLayers, setPath } from '../form/fields.js';
 import { catalogIndex, completeSpec, defaultSpec, defaultsOf } from '../form/spec.js';
 import { predictScheduleOutcome } from '../format.js';
 import { clear, fill, h } from '../ui.js';
 
 // What happens after each pruning step: kept when the schedule kind changes.
 const AFTER_PRUNING = ['after', 'finetune_epochs', 'finetune_lr', 'rewind_epoch'];
+
+// The catalog describes block_size by its first type (int); it also takes [rows, cols].
+const formParam = p => (p.name === 'block_size' ? { ...p, type: 'blocksize' } : p);
 
 function kindField(path, label, options, current, onChange) {
   const id = `f-${path.replace('.', '-')}`;
@@ -29,7 +32,8 @@ export async function render(root, params, { signal }) {
   const { models, methods, schedules, presets } = index;
   const presetSpec = name => presets.find(p => p.name === name)?.spec || {};
   let chosenPreset = params.preset || '';
-  let spec = source ? completeSpec(index, source.spec) : params.preset ? completeSpec(index, presetSpec(params.preset)) : defaultSpec(index);
+  let spec = source ? completeSpec(index, { ...source.spec, name: `${source.name} (copy)` })
+    : params.preset ? completeSpec(index, presetSpec(params.preset)) : defaultSpec(index);
 
   const form = h('form', { id: 'new-run-form', class: 'new-run', novalidate: true });
   const formError = h('div', { class: 'form-error', id: 'form-error', role: 'alert', hidden: true });
@@ -79,7 +83,7 @@ export async function render(root, params, { signal }) {
         drawMethod(); update();
       }),
       methods[spec.method.kind].params.filter(p => p.name !== 'layers')
-        .map(p => paramField(`method.${p.name}`, p, spec.method[p.name], layerHint(p))),
+        .map(p => paramField(`method.${p.name}`, formParam(p), spec.method[p.name], layerHint(p))),
       layersField(models[spec.model], spec.method.layers, update));
   }
 
@@ -107,22 +111,42 @@ export async function render(root, params, { signal }) {
 
   const currentLayers = () => readLayers(form, models[spec.model], spec.method.layers);
 
+  // The spec the form says, and the fields whose text is not a value of their type: [{field, message}].
   function collect() {
     const out = { method: { kind: spec.method.kind }, schedule: { kind: spec.schedule.kind }, train: {}, measure: {} };
-    for (const input of form.querySelectorAll('[data-path]')) setPath(out, input.dataset.path, readInput(input));
+    const problems = [];
+    for (const input of form.querySelectorAll('[data-path]')) {
+      try { setPath(out, input.dataset.path, readInput(input)); } catch (err) {
+        if (!(err instanceof FieldError)) throw err;
+        problems.push({ field: input.dataset.path, message: err.message, allowed: null });
+      }
+    }
     out.tags = out.tags || [];
     out.method.layers = currentLayers();
-    return out;
+    return { spec: out, problems };
   }
 
   function update() {
-    const current = collect();
+    const { spec: current, problems } = collect();
     if (current.model !== spec.model) current.method.layers = null;
+    // A field that does not parse keeps its last good value here, so redrawing a section keeps the user's text.
+    const kept = structuredClone(spec);
+    for (const { field } of problems) setPath(current, field, getPath(kept, field));
     spec = { ...spec, ...current, method: { ...current.method }, schedule: { ...current.schedule } };
     scheduleHint.textContent = predictScheduleOutcome(current.schedule);
-    preview.textContent = JSON.stringify(current, null, 2);
+    preview.textContent = JSON.stringify(current, null, 2)
+      + (problems.length ? `\n\n// not submitted until fixed: ${problems.map(p => p.field).join(', ')}` : '');
+    return problems;
   }
 
+  // A field's own text, checked as it is typed: an unreadable value is marked at once.
+  function checkField(input) {
+    const path = input.dataset?.path;
+    if (!path) return;
+    try { readInput(input); } catch (err) { if (err instanceof FieldError) setFieldError(form, path, err.message); else throw err; }
+  }
+
+  form.addEventListener('change', event => checkField(event.target));
   form.addEventListener('input', event => {
     const path = event.target.dataset?.path || event.target.closest('[data-field]')?.dataset.field;
     if (path) clearFieldError(form, path);
@@ -143,10 +167,12 @@ export async function render(root, params, { signal }) {
   form.addEventListener('submit', async event => {
     event.preventDefault();
     clearErrors(form, formError);
+    const { spec: body, problems } = collect();
+    if (problems.length) { showErrors(form, formError, problems); return; }
     submitButton.disabled = true;
     submitButton.textContent = 'Submitting…';
     try {
-      const job = await api('/api/jobs', { method: 'POST', body: collect(), signal });
+      const job = await api('/api/jobs', { method: 'POST', body, signal });
       location.hash = `#/run/${job.id}`;
     } catch (err) {
       if (err.name === 'AbortError') return;

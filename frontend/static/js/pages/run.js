@@ -5,7 +5,7 @@ import { api, ApiError, download, getMe } from '../api.js';
 import { draw, loadPlotly, onPointClick, purge } from '../charts.js';
 import { isActive, methodColor } from '../constants.js';
 import { runCurveFigure } from '../figures/run-curve.js';
-import { denseVsRealisedFigure, layerSparsityFigure } from '../figures/run-bars.js';
+import { denseVsRealisedFigure, LAYER_SCROLL_AT, layerChartHeight, layerSparsityFigure } from '../figures/run-bars.js';
 import { poller, subscribe } from '../live.js';
 import { drawRunCards } from '../run/cards.js';
 import { drawRunHeader, updateRunProgress } from '../run/header.js';
@@ -17,6 +17,12 @@ function notFound(root, id) {
   root.append(h('section', { class: 'panel' }, h('h1', {}, `Run #${id} not found`),
     h('p', {}, 'It may have been deleted. ', h('a', { href: '#/runs' }, 'Back to the runs'))));
   return null;
+}
+
+// Scroll a long layer list so the highlighted layer is visible (only when it is not already).
+function keepInView(box, el) {
+  const top = el.getBoundingClientRect().top - box.getBoundingClientRect().top;
+  if (top < 0 || top > box.clientHeight - 20) box.scrollTop += top - box.clientHeight / 2;
 }
 
 const chartCard = (title, note, ...body) => h('div', { class: 'card chart-card' },
@@ -44,33 +50,41 @@ export async function render(root, { id }, { signal }) {
   const header = h('section', { class: 'run-head', id: 'run-head' });
   const cards = h('section', { class: 'cards', id: 'run-cards' });
   const curveEl = h('div', { id: 'curve', class: 'chart' });
-  const layerEl = h('div', { id: 'layer-chart', class: 'chart chart-small' });
+  const layerEl = h('div', { id: 'layer-chart', class: 'chart chart-layers' });
+  const layerBox = h('div', { class: 'layer-scroll', id: 'layer-scroll' }, layerEl);
   const layerNote = h('span', { class: 'small muted', id: 'layer-chart-step' }, '');
   const costEl = h('div', { id: 'cost-chart', class: 'chart chart-small' });
   const stepsBox = h('div', { class: 'table-box', id: 'steps-box' });
   const downloads = h('div', { class: 'downloads', id: 'downloads' });
   const specBox = h('pre', { class: 'spec-preview' });
   const mask = maskViewer({
-    jobId: job.id, signal, color, steps: () => steps, currentIndex,
+    jobId: job.id, signal, color, method: () => job.method, steps: () => steps, currentIndex,
     select: index => { selected = index === latestIndex() ? null : index; },
     inspect: () => inspect(),
     onLayer: () => drawLayerChart(),
     emptyNote: () => (isActive(job.status) ? 'masks appear after the first step' : 'no masks stored'),
   });
 
-  root.append(
-    header, cards,
-    h('section', { class: 'chart-grid' },
+  const figures = h('section', { class: 'chart-grid', id: 'run-figures' },
       chartCard('Sparsity vs accuracy', h('span', { class: 'small muted' }, 'after fine-tuning (line), right after pruning (open), baseline (dashed); click a point to inspect it'), curveEl),
       chartCard('Mask heatmap', [mask.layerSelect, mask.playButton, h('label', { class: 'slider' }, mask.slider), mask.caption], mask.heatmap),
-      chartCard('Per-layer sparsity', layerNote, layerEl),
-      chartCard('Dense vs realised', h('span', { class: 'small muted' }, '% of the dense model, at the inspected step'), costEl)),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Steps'), downloads), stepsBox),
-    h('details', { class: 'card spec-details' }, h('summary', {}, 'Spec'), specBox));
+      chartCard('Per-layer sparsity', layerNote, layerBox),
+      chartCard('Dense vs realised', h('span', { class: 'small muted' }, '% of the dense model at the inspected step; bars: p10–p90 of the timings'), costEl));
+  const stepsCard = h('section', { class: 'card', id: 'steps-card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Steps'), downloads), stepsBox);
+  root.append(header, cards, figures, stepsCard, h('details', { class: 'card spec-details' }, h('summary', {}, 'Spec'), specBox));
+
+  // A run that failed before its first step will draw nothing: its error (in the head) takes the figures' place.
+  function showFailure() {
+    const nothing = job.status === 'failed' && !steps.length;
+    cards.hidden = nothing && !job.baseline;
+    figures.hidden = nothing;
+    stepsCard.hidden = nothing;
+  }
 
   function drawHeader() {
     drawRunHeader(header, { job, me, signal, onChanged: next => { job = next; drawHeader(); poll.hurry(); } });
     specBox.textContent = JSON.stringify(job.spec, null, 2);
+    showFailure();
   }
 
   // ------------------------------------------------------------ charts and tables of the inspected step
@@ -83,9 +97,15 @@ export async function render(root, { id }, { signal }) {
 
   async function drawLayerChart() {
     const step = currentStep();
-    layerNote.textContent = step ? `step ${step.index + 1}; click a bar to see its mask` : '';
+    const n = step?.layers?.length || 0;
+    layerNote.textContent = step ? `step ${step.index + 1}, ${n} layers; the heatmap's layer is outlined; click a bar to see its mask` : '';
+    layerEl.style.height = `${layerChartHeight(n)}px`;
+    layerBox.classList.toggle('scrolls', n > LAYER_SCROLL_AT);
     const { data, layout } = layerSparsityFigure({ step, highlighted: mask.layer(), color: color() });
-    onPointClick(await draw(layerEl, data, layout), point => { if (point.x) mask.setLayer(point.x); });
+    layerEl.dataset.highlighted = mask.layer() || '';
+    onPointClick(await draw(layerEl, data, layout), point => { if (point.y) mask.setLayer(point.y); });
+    const row = layerEl.querySelectorAll('.ytick')[step?.layers?.findIndex(l => l.name === mask.layer()) ?? -1];
+    if (row && layerBox.classList.contains('scrolls')) keepInView(layerBox, row);
   }
 
   function drawCostChart() {
@@ -110,7 +130,7 @@ export async function render(root, { id }, { signal }) {
       file('download-csv', 'CSV', `/api/jobs/${job.id}/export.csv`, `prunelab-run-${job.id}.csv`),
       file('download-json', 'JSON', `/api/jobs/${job.id}/export.json`, `prunelab-run-${job.id}.json`),
       file('download-checkpoint', index === null ? 'checkpoint' : `checkpoint of step ${index + 1}`,
-        `/api/jobs/${job.id}/checkpoint?step=${index}`, `prunelab-run-${job.id}-step-${index}.pt`, index === null));
+        `/api/jobs/${job.id}/checkpoint?step=${index}`, `prunelab-run-${job.id}-step-${index + 1}.pt`, index === null));
   }
 
   function selectStep(index) {
@@ -121,6 +141,7 @@ export async function render(root, { id }, { signal }) {
 
   // Everything that shows "the inspected step".
   function inspect() {
+    showFailure();
     mask.drawLayerOptions(currentStep() || steps[steps.length - 1]);
     drawRunCards(cards, job, currentStep());
     drawStepsTable();

@@ -1,6 +1,6 @@
 // #/runs: every run with its live progress, filters in the URL, tags, and a selection to compare.
 import { api, canWrite, getCatalog, getMe, readOnlyReason } from '../api.js';
-import { anyActive, methodName, STATUS_LABELS, STATUSES } from '../constants.js';
+import { anyActive, isActive, methodName, STATUS_LABELS, STATUSES } from '../constants.js';
 import { plural } from '../format.js';
 import { poller, subscribe } from '../live.js';
 import { queryString, replaceQuery } from '../route.js';
@@ -29,6 +29,45 @@ export async function render(root, params, { signal }) {
   const clearSelection = h('button', { type: 'button', class: 'link-button', onclick: () => {
     selection.clear(); saveSelection(selection); drawTable();
   } }, 'clear selection');
+  // Bulk actions on the selection, one request per run through the runs' own endpoints.
+  const bulkNote = h('span', { class: 'small muted', id: 'bulk-note', role: 'status' });
+  const bulkBox = h('span', { class: 'bulk-actions', id: 'bulk-actions' });
+  async function bulk(verb, ids, request) {
+    const failures = [];
+    let done = 0;
+    for (const id of ids) {
+      bulkNote.textContent = `${verb} ${done + failures.length + 1} of ${ids.length}…`;
+      try { await request(id); done += 1; } catch (err) {
+        if (err.name === 'AbortError') return;
+        failures.push(`#${id}: ${err.message}`);
+      }
+    }
+    bulkNote.textContent = `${verb} ${plural(done, 'run')}${failures.length ? `; not ${verb}: ${failures.join('; ')}` : ''}`;
+    bulkNote.classList.toggle('error-text', failures.length > 0);
+    refresh(true);
+  }
+  const selectedIds = () => sortedIds(selection);
+  const cancelSelected = h('button', { type: 'button', class: 'secondary', id: 'cancel-selected', onclick: () => {
+    const ids = selectedIds().filter(id => { const job = jobs.find(j => j.id === id); return !job || isActive(job.status); });
+    if (!ids.length) { bulkNote.textContent = 'none of the selected runs is queued or running'; return; }
+    bulk('cancelled', ids, id => api(`/api/jobs/${id}/cancel`, { method: 'POST', signal }));
+  } }, 'Cancel selected');
+  const deleteSelected = h('button', { type: 'button', class: 'danger-outline', id: 'delete-selected', onclick: () => {
+    const ids = selectedIds();
+    fill(bulkBox, h('span', { class: 'small' }, `Delete ${plural(ids.length, 'run')}, their steps and checkpoints? `),
+      h('button', { type: 'button', class: 'danger', id: 'delete-selected-confirm', onclick: async () => {
+        drawBulk();
+        await bulk('deleted', ids, async id => {
+          await api(`/api/jobs/${id}`, { method: 'DELETE', signal });
+          selection.delete(id);
+          saveSelection(selection);
+        });
+        updateSelectionUi();
+      } }, 'Delete'),
+      h('button', { type: 'button', class: 'link-button', onclick: () => drawBulk() }, 'keep them'));
+  } }, 'Delete selected');
+  const drawBulk = () => fill(bulkBox, canWrite(me) ? [cancelSelected, deleteSelected] : null);
+  drawBulk();
   const filterForm = h('form', { class: 'filters', id: 'filters', onsubmit: e => e.preventDefault() });
   // Outside the form: redrawing the filters (when the catalog arrives) must not take focus from it.
   let searchTimer = null;
@@ -42,7 +81,7 @@ export async function render(root, params, { signal }) {
 
   root.append(
     h('section', { class: 'page-head' },
-      h('h1', {}, 'Runs'), count, searchBox, h('div', { class: 'spacer' }), clearSelection, compareButton,
+      h('h1', {}, 'Runs'), count, searchBox, h('div', { class: 'spacer' }), bulkNote, clearSelection, bulkBox, compareButton,
       canWrite(me) ? h('a', { class: 'button', href: '#/new', id: 'new-run-button' }, '+ New run')
         : h('span', { class: 'muted read-only-note', id: 'read-only-note', title: readOnlyReason(me) }, 'read only')),
     filterForm, tableBox, pager);
@@ -51,6 +90,7 @@ export async function render(root, params, { signal }) {
     compareButton.textContent = `Compare selected (${selection.size})`;
     compareButton.disabled = selection.size === 0;
     clearSelection.hidden = selection.size === 0;
+    bulkBox.hidden = selection.size === 0;
   }
 
   // ------------------------------------------------------------ filters

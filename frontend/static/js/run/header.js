@@ -1,9 +1,9 @@
 // The run page's head: name, status, progress, what the run is, its actions (cancel, retry, clone, compare,
 // delete) and, for a failed run, its error. Buttons the server would refuse are not shown: readers may not
 // write, only the owner or an admin may change a run.
-import { api, canModify, canWrite, readOnlyReason } from '../api.js';
+import { api, canModify, canWrite, problemText, readOnlyReason } from '../api.js';
 import { isActive } from '../constants.js';
-import { ago, describeMethod, describeSchedule, duration, runTime } from '../format.js';
+import { ago, describeMethod, describeSchedule, duration, queueText, runTime } from '../format.js';
 import { forgetSelected, loadSelection, sortedIds } from '../selection.js';
 import { fill, h, methodChip, progressBar, statusBadge } from '../ui.js';
 
@@ -61,6 +61,14 @@ export function drawRunHeader(header, { job, me, signal, onChanged }) {
       canWrite(me) ? h('a', { class: 'button secondary', id: 'clone-run', href: `#/new?from=${job.id}`, title: 'a new run with this spec, to change and submit' }, 'Clone') : null,
       h('a', { class: 'button secondary', id: 'compare-with', title: 'compare with the runs selected in the list',
         href: `#/compare?ids=${sortedIds(new Set([...loadSelection(), job.id])).join(',')}` }, 'Compare'),
+      mayChange ? h('button', { type: 'button', class: 'secondary', id: 'edit-run-button', title: 'change the name, tags and notes',
+        onclick: () => {
+          if (header.querySelector('#edit-run')) return;
+          const close = () => form.remove();
+          const form = editForm(job, { signal, onClose: close, onSaved: next => { close(); onChanged(next); } });
+          header.querySelector('.run-title').after(form);
+          form.querySelector('input').focus();
+        } }, 'Edit') : null,
       mayChange ? deleteButton(header, job, signal) : null),
     h('div', { class: 'run-progress' }, progressBar(job),
       h('span', { class: 'small muted', id: 'run-message' }, job.message || '')),
@@ -72,8 +80,59 @@ export function drawRunHeader(header, { job, me, signal, onChanged }) {
       job.owner ? h('span', { class: 'muted' }, `by ${job.owner}`) : null,
       job.attempts > 1 ? h('span', { class: 'muted', title: 'times a worker started this run (retries, crash recovery)' }, `attempt ${job.attempts}`) : null,
       (job.tags || []).map(tag => h('a', { class: 'tag', href: `#/runs?tag=${encodeURIComponent(tag)}` }, tag))),
-    job.status === 'failed' ? h('div', { class: 'error-box job-error', id: 'job-error' },
-      h('b', {}, 'This run failed: '), h('pre', {}, job.error || 'no error text was stored')) : null);
+    job.notes ? h('p', { class: 'run-notes small', id: 'run-notes' }, job.notes) : null,
+    job.status === 'queued' ? queueNote(job) : null,
+    job.status === 'failed' ? h('div', { class: 'error-box job-error', id: 'job-error', title: job.error || '' },
+      h('b', {}, 'This run failed: '), h('span', { class: 'job-error-text' }, firstLine(job.error) || 'no error text was stored')) : null);
+}
+
+const firstLine = text => String(text || '').split('\n').find(line => line.trim()) || '';
+
+function queueNote(job) {
+  const text = queueText(job);
+  return text ? h('div', { class: 'queue-note small', id: 'queue-position' }, text) : null;
+}
+
+// ---------------------------------------------------------------- name, tags and notes, edited in place
+
+// The PATCH body: only the fields that changed ({name?, tags?, notes?}); null when nothing did.
+export function editedFields(job, { name, tags, notes }) {
+  const body = {};
+  const tagList = tags.split(/[,;]+/).map(t => t.trim()).filter(Boolean);
+  if (name.trim() !== job.name) body.name = name.trim();
+  if (tagList.join('\u0000') !== (job.tags || []).join('\u0000')) body.tags = tagList;
+  if (notes !== (job.notes || '')) body.notes = notes;
+  return Object.keys(body).length ? body : null;
+}
+
+export function editForm(job, { signal, onSaved, onClose }) {
+  const name = h('input', { id: 'edit-name', type: 'text', value: job.name, 'aria-label': 'name', spellcheck: false });
+  const tags = h('input', { id: 'edit-tags', type: 'text', value: (job.tags || []).join(', '), 'aria-label': 'tags', placeholder: 'comma separated' });
+  const notes = h('textarea', { id: 'edit-notes', rows: 3, 'aria-label': 'notes', placeholder: 'what this run is for, what you saw' });
+  notes.value = job.notes || '';
+  const error = h('div', { class: 'field-error', id: 'edit-error', role: 'alert' });
+  const save = h('button', { type: 'submit', class: 'primary', id: 'edit-save' }, 'Save');
+  const form = h('form', { class: 'edit-run', id: 'edit-run', onsubmit: async event => {
+    event.preventDefault();
+    error.textContent = '';
+    const body = editedFields(job, { name: name.value, tags: tags.value, notes: notes.value });
+    if (!body) { onClose(); return; }
+    if (body.name === '') { error.textContent = 'name: give the run a name'; name.focus(); return; }
+    save.disabled = true;
+    try {
+      onSaved(await api(`/api/jobs/${job.id}`, { method: 'PATCH', body, signal }));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      error.textContent = err.status === 404 || err.status === 405
+        ? `Not saved: this server cannot edit runs yet (PATCH /api/jobs/${job.id} answered ${err.status}).`
+        : `Not saved: ${err.errors?.length ? err.errors.map(e => problemText(e)).join('; ') : err.message}`;
+    } finally { save.disabled = false; }
+  } },
+  h('label', { class: 'field' }, h('span', {}, 'name'), name),
+  h('label', { class: 'field' }, h('span', {}, 'tags'), tags),
+  h('label', { class: 'field wide' }, h('span', {}, 'notes'), notes),
+  h('div', { class: 'edit-actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: onClose }, 'Cancel'), error));
+  return form;
 }
 
 // Between full redraws: only the progress bar and the message change.

@@ -2,12 +2,12 @@
 // Masks are fetched once per (layer, step) and kept; a mask that arrives after the slider moved on is dropped.
 import { api } from '../api.js';
 import { draw } from '../charts.js';
-import { maskCaption, maskHeatmapFigure, noMaskFigure } from '../figures/mask-heatmap.js';
+import { HEATMAP_CONFIG, maskCaption, maskHeatmapFigure, noMaskFigure } from '../figures/mask-heatmap.js';
 import { clear, fill, h } from '../ui.js';
 
 const PLAY_STEP_MS = 600;
 
-// page: { jobId, signal, color(), steps(), currentIndex(), select(index), inspect(), onLayer(), emptyNote() }
+// page: { jobId, signal, color(), method(), steps(), currentIndex(), select(index), inspect(), onLayer(), emptyNote() }
 // select(index) sets the inspected step (null: follow the latest); inspect() redraws what shows it.
 export function maskViewer(page) {
   const heatmap = h('div', { id: 'heatmap', class: 'chart' });
@@ -54,12 +54,12 @@ export function maskViewer(page) {
     }
     const mask = await fetchMask(index, mine);
     if (!mask || mine !== ticket || stopped) return null; // failed, or the slider has moved on
-    const { data, layout } = maskHeatmapFigure(mask, page.color());
-    await draw(heatmap, data, layout);
+    const { data, layout } = maskHeatmapFigure(mask, page.color(), page.method());
+    await draw(heatmap, data, layout, HEATMAP_CONFIG);
     if (mine !== ticket) return null;
     const steps = page.steps();
     const step = steps.find(s => s.index === index);
-    caption.textContent = maskCaption(mask, { position: index + 1, count: steps.length, layer, accuracy: step?.accuracy });
+    caption.textContent = maskCaption(mask, { position: index + 1, count: steps.length, layer, accuracy: step?.accuracy, method: page.method() });
     heatmap.dataset.step = String(index);
     heatmap.dataset.layer = layer;
     return mask;

@@ -1,7 +1,7 @@
 // The runs list's table: one row per run with its live progress, a checkbox for the comparison selection,
 // and sortable headers.
 import { isActive } from '../constants.js';
-import { ago, dash, describeMethod, pct, times } from '../format.js';
+import { ago, dash, describeMethod, pct, queueText, times } from '../format.js';
 import { h, methodChip, progressBar, statusBadge } from '../ui.js';
 
 // Header label -> the API's sort column.
@@ -30,7 +30,7 @@ export function runRow(job, { selection, onToggle }) {
     h('td', { class: 'name-cell' }, h('a', { href: `#/run/${job.id}`, class: 'run-name', title: job.name }, job.name), tags.length ? h('div', { class: 'tags' }, tags) : null),
     h('td', {}, statusBadge(job.status)),
     h('td', { class: 'progress-cell' }, progressBar(job),
-      isActive(job.status) ? h('div', { class: 'small muted ellipsis', title: job.message }, job.message || '') : null,
+      isActive(job.status) ? h('div', { class: 'small muted ellipsis', title: job.message }, (job.status === 'queued' && queueText(job)) || job.message || '') : null,
       job.status === 'failed' ? h('div', { class: 'small error-text ellipsis', title: job.error || '' }, (job.error || 'failed').split('\n')[0]) : null),
     h('td', {}, job.model, h('div', { class: 'small muted' }, job.dataset)),
     h('td', {}, methodChip(job.method), h('div', { class: 'small muted method-summary', title: method }, method)),
