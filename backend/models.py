@@ -88,6 +88,7 @@ class Job(Base):
     method: Mapped[str] = mapped_column(String(50), index=True)  # method kind
     schedule: Mapped[str] = mapped_column(String(50), index=True)  # schedule kind
     tags: Mapped[list[Any]] = mapped_column(default=list)  # for display; filtering uses job_tags
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")  # the researcher's free text
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -114,6 +115,10 @@ class Job(Base):
     best_accuracy: Mapped[float | None] = mapped_column(Float, default=None, index=True)
     baseline_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
     last_speedup: Mapped[float | None] = mapped_column(Float, default=None)
+    # The group a sweep submitted this job in, and the sensitivity job whose allocation it runs (no foreign
+    # keys: SQLite cannot add them to an existing table; the store clears them when the target is deleted).
+    group_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    source_job_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
     owner: Mapped[User | None] = relationship(lazy="joined")
     tag_rows: Mapped[list["JobTag"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
@@ -137,6 +142,8 @@ class Step(Base):
     index: Mapped[int] = mapped_column(Integer)
     # The engine's step dict; its "layers" entries keep their stats but not "mask"/"density".
     metrics: Mapped[dict[str, Any]]
+    # The fine-tuning curve of this step: [{"epoch", "loss", "val_accuracy"}, ...] (null when none ran).
+    history: Mapped[list[Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -191,3 +198,35 @@ class Worker(Base):
     # The models and datasets this worker can run (published by the worker; null until it does).
     catalog: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JobGroup(Base):
+    """Jobs submitted together, e.g. the expansion of a sweep; jobs.group_id points here."""
+
+    __tablename__ = "job_groups"
+    __table_args__ = NO_ID_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sweep: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # {"dotted.path": [values, ...]}
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SensitivityPoint(Base):
+    """One (layer, sparsity) of a sensitivity scan: that layer alone pruned to that sparsity, no fine-tuning.
+    metrics: accuracy, val_accuracy, loss, params_removed, flops_removed, latency (and what else the scan
+    records); position orders the layers as they come in the network."""
+
+    __tablename__ = "sensitivity_points"
+    __table_args__ = (
+        UniqueConstraint("job_id", "layer", "sparsity", name="uq_sensitivity_points_job_layer_sparsity"),
+        NO_ID_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    layer: Mapped[str] = mapped_column(String(200))
+    sparsity: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]]

@@ -22,6 +22,8 @@ TABLES = {
     "layer_masks",
     "job_attempts",
     "workers",
+    "job_groups",
+    "sensitivity_points",
     "alembic_version",
 }
 
