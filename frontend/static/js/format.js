@@ -150,10 +150,18 @@ export function speedupText(lat, { range = true } = {}) {
   return `${times(lat.speedup)}${bounds}`;
 }
 
+// "423–500 µs": a timing's p10–p90, '' where not measured.
+export function msRange(t) {
+  if (!t || missing(t.p10) || missing(t.p90)) return '';
+  const [low, high] = [ms(t.p10), ms(t.p90)];
+  const unit = high.split(' ')[1];
+  return low.endsWith(` ${unit}`) ? `${low.split(' ')[0]}–${high}` : `${low}–${high}`;
+}
+
 // "1.23 ms (1.10–1.40)": a timing with its p10–p90 spread, where known.
 export function msSpread(t) {
   if (!t || missing(t.ms)) return dash;
-  return !missing(t.p10) && !missing(t.p90) ? `${ms(t.ms)} (${ms(t.p10)}–${ms(t.p90)})` : ms(t.ms);
+  return msRange(t) ? `${ms(t.ms)} (${msRange(t)})` : ms(t.ms);
 }
 
 // ---------------------------------------------------------------- queue

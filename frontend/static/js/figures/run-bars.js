@@ -48,15 +48,15 @@ export function denseVsRealisedFigure({ step, color }) {
   // The latency row's p10–p90 spread as error bars, in % of the dense median; none where it was not measured.
   const spread = (t, value) => {
     const known = lat && t.p10 !== null && t.p90 !== null && lat.dense.ms;
-    const plus = rows.map(r => (known && r[0] === 'latency' ? (t.p90 / lat.dense.ms) * 100 - value(r) : null));
-    const minus = rows.map(r => (known && r[0] === 'latency' ? value(r) - (t.p10 / lat.dense.ms) * 100 : null));
+    const plus = rows.map(r => (known && r[0] === 'latency' ? (t.p90 / lat.dense.ms) * 100 - value(r) : NaN));
+    const minus = rows.map(r => (known && r[0] === 'latency' ? value(r) - (t.p10 / lat.dense.ms) * 100 : NaN));
     return { type: 'data', symmetric: false, array: plus, arrayminus: minus, visible: Boolean(known), color: '#0f172a', thickness: 1.5, width: 5 };
   };
   const data = [
     { type: 'bar', orientation: 'h', name: 'dense', y: rows.map(r => r[0]), x: rows.map(() => 100), marker: { color: '#cbd5e1' }, error_x: lat ? spread(lat.dense, () => 100) : undefined,
-      text: rows.map(r => r[3](r[1])), textposition: 'inside', insidetextanchor: 'end', hovertemplate: '%{y} dense: %{text}<extra></extra>' },
+      text: rows.map(r => r[3](r[1])), textposition: 'inside', insidetextanchor: 'middle', hovertemplate: '%{y} dense: %{text}<extra></extra>' },
     { type: 'bar', orientation: 'h', name: 'realised', y: rows.map(r => r[0]), x: rows.map(share), marker: { color }, error_x: lat ? spread(lat.realised, share) : undefined,
-      text: rows.map(r => `${r[3](r[2])} (${share(r).toFixed(0)}%)`), textposition: 'auto', insidetextanchor: 'end',
+      text: rows.map(r => `${r[3](r[2])} (${share(r).toFixed(0)}%)`), textposition: 'auto', insidetextanchor: 'middle',
       hovertext: rows.map(r => `${r[0]} realised: ${r[3](r[2])} ${r[4]}`), hoverinfo: 'text' },
   ];
   const top = Math.max(105, ...(lat?.dense.p90 && lat.dense.ms ? [lat.dense.p90, lat.realised.p90 ?? 0].map(v => (v / lat.dense.ms) * 100 + 3) : []));

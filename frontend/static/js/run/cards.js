@@ -2,7 +2,7 @@
 // latency, each against the dense model. Latency carries its p10–p90 spread where the step has one, and the
 // speedup is claimed only when the engine found it significant.
 import { isActive } from '../constants.js';
-import { bytes, latencyOf, ms, msSpread, pct, realisedSize, si, signedPts, speedupText, times } from '../format.js';
+import { bytes, latencyOf, ms, msRange, msSpread, pct, realisedSize, si, signedPts, speedupText, times } from '../format.js';
 import { fill, h } from '../ui.js';
 
 function card(title, value, detail, id) {
@@ -18,7 +18,9 @@ function latencyCard(step, base) {
     h('span', { class: lat.significant === false ? 'noise' : '', id: 'kpi-speedup', title: lat.significant === false
       ? 'the realised and dense timings overlap: no measurable speedup' : 'dense / realised latency' }, speedupText(lat)),
     lat.form ? ` as ${lat.form}` : '');
-  return card(title, msSpread(lat.realised), detail, 'kpi-latency');
+  const range = msRange(lat.realised);
+  return card(title, h('span', {}, ms(lat.realised.ms), range ? h('span', { class: 'kpi-spread', title: 'p10–p90 of the repeated timings' }, ` ${range}`) : null),
+    detail, 'kpi-latency');
 }
 
 export function drawRunCards(el, job, step) {
