@@ -3,10 +3,12 @@
 The API enqueues through this module without importing the worker; the worker builds its own app from
 `make_celery` with its task module included (worker/celery_app.py).
 
-Crash safety comes from three settings working together: a task is acknowledged only after it returns
-(acks_late), a task whose worker process died is put back (reject_on_worker_lost), and Redis hands an
-unacknowledged task to another worker after visibility_timeout (keep it above the longest job). The task
-then resumes after the job's last stored step.
+Liveness is not the broker's business: a worker holds its job through a lease in the database, and a
+reaper in every worker and in `serve` re-queues (and enqueues again) a job whose lease expired
+(worker/lease.py). Messages are still acknowledged only after the task returns (acks_late) and put back
+when a pool process dies (reject_on_worker_lost); a copy that arrives late (Redis redelivers an
+unacknowledged message after visibility_timeout) finds the job leased or finished and is skipped. A
+resumed job continues after its last stored step.
 """
 
 from __future__ import annotations
@@ -73,6 +75,13 @@ def get_app(settings: Settings | None = None) -> Celery:
         if key not in _apps:
             _apps[key] = make_celery(settings)
         return _apps[key]
+
+
+def forget_apps() -> None:
+    """In a child process right after fork: drop the parent's apps (and their broker connections) unclosed;
+    the child makes its own on first use."""
+    with _lock:
+        _apps.clear()
 
 
 def enqueue_job(job_id: int, queue: str, settings: Settings | None = None) -> str:

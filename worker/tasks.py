@@ -19,7 +19,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from backend import store
-from backend.broker import enqueue_job
+from backend.broker import enqueue_job, forget_apps
 from backend.db import dispose_engines, session_scope
 from core.queues import TASK_NAME
 from core.settings import get_settings
@@ -42,6 +42,7 @@ _keeper: lease.LeaseKeeper | None = None
 def _fresh_connections(**_kwargs) -> None:
     # A forked pool process must not use (nor close) pooled connections of its parent.
     dispose_engines(close=False)
+    forget_apps()
 
 
 @worker_ready.connect

@@ -18,6 +18,8 @@ from backend.db import dispose_engines, upgrade
 from backend.models import FINAL_STATUSES
 from core.settings import Settings, get_settings
 
+# Starlette's TestClient sends Host: testserver; the product default allows only the bound host's names.
+TEST_HOSTS = "testserver,127.0.0.1,localhost"
 TABLES = ["workers", "job_attempts", "layer_masks", "steps", "job_tags", "jobs", "api_tokens", "users"]
 
 
@@ -79,6 +81,7 @@ def api_settings(db_url, tmp_path) -> Settings:
         database_url=db_url,
         artifact_dir=tmp_path / "artifacts",
         broker_url=os.environ["PRUNELAB_BROKER_URL"],
+        allowed_hosts=TEST_HOSTS,
     )
 
 
@@ -160,7 +163,7 @@ def worker_settings():
             home=home,
             database_url=f"sqlite:///{home / 'jobs.sqlite'}",
             broker_url=broker_url,
-            **overrides,
+            **{"allowed_hosts": TEST_HOSTS, **overrides},
         )
         upgrade(settings.database_url)
         return settings
@@ -196,9 +199,15 @@ def e2e_settings(request, tmp_path_factory, redis_broker, worker_settings) -> Se
 
 
 @pytest.fixture(scope="module")
-def e2e_client(e2e_settings, tmp_path_factory, worker_process, enqueuing_client):
+def e2e_worker_log(tmp_path_factory) -> Path:
+    """Where the output of the module's worker (e2e_client) goes."""
+    return tmp_path_factory.mktemp("logs") / "worker.log"
+
+
+@pytest.fixture(scope="module")
+def e2e_client(e2e_settings, e2e_worker_log, worker_process, enqueuing_client):
     """An API client on e2e_settings with a real worker (queues default and cpu) running for the module."""
-    with worker_process(e2e_settings, tmp_path_factory.mktemp("logs") / "worker.log"):
+    with worker_process(e2e_settings, e2e_worker_log):
         with enqueuing_client(e2e_settings) as client:
             yield client
 

@@ -230,3 +230,17 @@ def test_a_job_lost_too_often_in_a_row_fails(db_url):
     with session_scope(db_url) as s:  # retried by hand: the count starts again
         store.retry_job(s, store.get_job(s, job_id))
     assert claim(db_url, job_id, "w", max_lost=3) == 5
+
+
+def test_api_cancel_and_retry_of_a_job_whose_worker_is_gone(client, db_url, spec_dict, submit):
+    cancel_me, retry_me = submit(client, spec_dict()), submit(client, spec_dict())
+    for job_id in (cancel_me, retry_me):
+        claim(db_url, job_id, "killed", lease_s=-1)
+    body = client.post(f"/api/jobs/{cancel_me}/cancel").json()
+    assert (body["status"], body["cancel_requested"]) == ("cancelled", False) and body["finished_at"]
+    resp = client.post(f"/api/jobs/{retry_me}/retry")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "queued"
+    assert claim(db_url, retry_me, "w2") == 2  # the enqueued message finds it claimable at once
+    resp = client.post(f"/api/jobs/{retry_me}/retry")
+    assert resp.status_code == 409 and "whose worker was lost" in resp.json()["detail"]

@@ -1,13 +1,16 @@
 """End to end with real parts: the FastAPI app, a SQLite database file, Redis as the broker and a real
 Celery worker process running the real engine on small lenet300_100 / digits jobs."""
 
+from datetime import timedelta
+
 import pytest
+import torch
 from sqlalchemy import func, select
 
 from backend import store
 from backend.broker import enqueue_job
 from backend.db import session_scope
-from backend.models import LayerMask, Step
+from backend.models import LayerMask, Step, utcnow
 from core.queues import TASK_NAME
 from core.spec import parse_spec
 from worker.celery_app import worker_app
@@ -72,6 +75,32 @@ def test_failing_job_stores_its_error_and_the_worker_goes_on(e2e_client, spec, s
     assert ok["summary"]["steps"] == ROUNDS
 
 
+def test_a_worker_whose_lease_was_taken_over_stops_without_writing(
+    e2e_client, e2e_settings, e2e_worker_log, spec, submit, wait_for_job
+):
+    """As if this worker had been cut off from the database for a lease period: a reaper re-queues its job
+    (requeue_expired, judged at a time past the lease) while the worker still trains. Its next write or check
+    is refused; it stops without writing and, free again, claims the job's next message as attempt 2."""
+    long = {**spec, "name": "taken-over", "schedule": {"kind": "iterative", "rate": 0.2, "rounds": 6}}
+    job_id = submit(e2e_client, long)
+    job = wait_for_job(e2e_client, job_id, 180, until=lambda j: j["summary"]["steps"] >= 1)
+    later = utcnow() + timedelta(seconds=e2e_settings.lease_s + 1)
+    with session_scope(e2e_settings.database_url) as session:
+        assert store.requeue_expired(session, job_id, 1, now=later) == "queued"
+        steps_then = store.completed_steps(session, job_id)
+    enqueue_job(job_id, job["queue"], e2e_settings)
+    done = wait_for_job(e2e_client, job_id, 240)
+    assert done["status"] == "succeeded", done["error"]
+    with session_scope(e2e_settings.database_url) as session:
+        history = [(a.attempt, a.outcome) for a in store.job_attempts(session, job_id)]
+        indices = [s.index for s in store.list_steps(session, job_id)]
+    assert history == [(1, "lost"), (2, "succeeded")]
+    assert indices == list(range(6))  # none twice, none missing
+    log = e2e_worker_log.read_text()
+    assert f"job {job_id}: attempt 1 lost its lease; stopped without writing" in log
+    assert f"job {job_id}: attempt 2 running from step {steps_then}" in log  # nothing stored after the loss
+
+
 def test_job_whose_worker_keeps_dying_fails_instead_of_looping(e2e_client, e2e_settings, spec, wait_for_job):
     # As if workers had died MAX_CRASH_REDELIVERIES times in a row on this job (out of memory, say): each
     # claimed it and let its lease run out. The next delivery ends it as failed rather than running it again.
@@ -96,8 +125,6 @@ def test_the_worker_registers_itself_online_with_its_device(e2e_client, e2e_sett
     (w,) = wait_until(registered, 60, "the worker in /api/workers with its device")
     assert w["name"] == f"prunelab-{w['pid']}@{w['host']}"
     assert set(w["queues"]) == {"default", "cpu"} and w["concurrency"] == 1
-    import torch
-
     assert w["torch_version"] == torch.__version__
     assert w["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert (w["gpu_name"] is None) == (w["device"] == "cpu")
