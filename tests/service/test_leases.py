@@ -58,6 +58,24 @@ def test_claim_is_one_attempt_per_holder_and_takes_over_an_expired_lease(db_url)
     assert job_row(db_url, other).lease_owner == "w2"
 
 
+def test_two_workers_claiming_at_once_get_one_attempt(db_url):
+    jobs = [new_job(db_url) for _ in range(4)]
+    barrier = threading.Barrier(2)
+    got: dict[str, list] = {"a": [], "b": []}
+
+    def worker(name: str) -> None:
+        barrier.wait()
+        for job_id in jobs:
+            got[name].append(claim(db_url, job_id, name))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in got]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    for i, job_id in enumerate(jobs):
+        assert sorted([got["a"][i], got["b"][i]], key=str) == [1, None]
+        assert job_row(db_url, job_id).attempts == 1 and len(history(db_url, job_id)) == 1
+
+
 def test_writes_of_a_stale_attempt_are_refused_and_store_nothing(db_url, step_factory):
     job_id = new_job(db_url)
     assert claim(db_url, job_id, "old", lease_s=-1) == 1
