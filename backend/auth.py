@@ -1,6 +1,8 @@
 """Who may do what. With settings.auth == "off" (embedded, single user on 127.0.0.1) everything is allowed.
 With "tokens": `Authorization: Bearer TOKEN`; reading needs a token unless settings.public_read; writing
-needs a user or admin token; changing a job needs its owner or an admin.
+needs a user or admin token; changing a job needs its owner or an admin. A client (by IP address) whose
+tokens failed too often lately is answered 429 with Retry-After for any token, valid or not, until its
+failures leave the window (backend.api.security.FailedAuthLimiter): guessing tokens stays slow.
 """
 
 from typing import Annotated
@@ -36,11 +38,22 @@ def _lookup(sessions, token: str) -> User | None:
 
 
 async def _user_for(request: Request, token: str | None) -> User | None:
-    """The token's user; raises 401 for a token that is given but unknown or revoked."""
+    """The token's user; raises 401 for a token that is given but unknown or revoked, 429 while this client
+    has failed too often."""
     if not token or not token.strip():
         return None
+    limiter = request.app.state.auth_failures
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many failed authentications from {client}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     user = await run_in_threadpool(_lookup, request.app.state.sessions, token.strip())
     if user is None:
+        limiter.failed(client)
         raise _unauthorized("invalid or revoked API token")
     return user
 

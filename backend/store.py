@@ -997,3 +997,141 @@ def job_masks(session: Session, job_id: int) -> dict[tuple[int, str], LayerMask]
     """Every stored layer mask of a job, by (step row id, layer)."""
     q = select(LayerMask).join(Step, Step.id == LayerMask.step_id).where(Step.job_id == job_id)
     return {(m.step_id, m.layer): m for m in session.scalars(q)}
+
+
+# ---- submit limits and job edits
+
+QUEUE_LOCK_CLASS = 0x504C  # first key of the Postgres advisory locks of the queued-job limit ("PL")
+
+
+def _active_of(owner_id: int | None):
+    owner = Job.owner_id.is_(None) if owner_id is None else Job.owner_id == owner_id
+    return and_(owner, Job.status.in_(ACTIVE_STATUSES))
+
+
+def lock_owner_queue(session: Session, owner_id: int | None) -> None:
+    """Serialise, until the transaction ends, the writers that count and add active jobs of one owner (None:
+    the anonymous owner of auth-off servers). Postgres: a transaction-scoped advisory lock keyed by the owner.
+    SQLite: take the database's write lock now, before counting (a write statement that changes nothing
+    does, as BEGIN IMMEDIATE would): the count and the insert then see and change the same state."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(QUEUE_LOCK_CLASS, owner_id or 0)))
+    else:
+        session.execute(update(Job).where(Job.id == -1).values(progress=Job.progress))
+
+
+def count_active_jobs_of(session: Session, owner_id: int | None) -> int:
+    """Queued or running jobs of an owner (None: the jobs without one)."""
+    return int(session.scalar(select(func.count()).select_from(Job).where(_active_of(owner_id))) or 0)
+
+
+def create_job_within_limit(session: Session, spec: Any, owner_id: int | None, limit: int) -> Job | None:
+    """create_job unless the owner already has `limit` queued or running jobs (then None). Atomic against
+    concurrent submits of the same owner until the caller commits (lock_owner_queue)."""
+    lock_owner_queue(session, owner_id)
+    if count_active_jobs_of(session, owner_id) >= limit:
+        return None
+    return create_job(session, spec, owner_id=owner_id)
+
+
+def edit_job(
+    session: Session, job: Job, *, name: str | None = None, tags: list[str] | None = None, notes: str | None = None
+) -> Job:
+    """Change a job's name, tags (the job_tags rows with them) or notes; None leaves a field as it is."""
+    if name is not None:
+        job.name = name
+    if tags is not None:
+        unique = list(dict.fromkeys(tags))
+        job.tags = unique
+        job.tag_rows = [JobTag(tag=t) for t in unique]
+    if notes is not None:
+        job.notes = notes
+    session.flush()
+    return job
+
+
+def mean_durations(session: Session) -> dict[tuple[str, str], float]:
+    """Mean seconds from start to end of the succeeded jobs, by (model, dataset): one grouped query."""
+    if session.get_bind().dialect.name == "postgresql":
+        seconds = func.extract("epoch", Job.finished_at - Job.started_at)
+    else:
+        seconds = (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
+    rows = session.execute(
+        select(Job.model, Job.dataset, func.avg(seconds))
+        .where(Job.status == "succeeded", Job.started_at.is_not(None), Job.finished_at.is_not(None))
+        .group_by(Job.model, Job.dataset)
+    )
+    return {(m, d): float(s) for m, d, s in rows if s is not None}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def queue_estimates(
+    session: Session, jobs: list[Job], online_within_s: float, now: datetime | None = None
+) -> dict[int, dict[str, Any]]:
+    """For each queued job of `jobs`: queue_position (1 = next among the queued jobs of its queue, by id)
+    and expected_start_s. The estimate replays the queue on the online workers' slots (their concurrency)
+    with each job's expected duration, the mean of the succeeded jobs of its model and dataset (running
+    ones: what is left of it); null once a job on the way has no such measurement, or no worker serves the
+    queue. Three small queries, made only when `jobs` has a queued one; never the step history."""
+    queues = {j.queue for j in jobs if j.status == "queued"}
+    if not queues:
+        return {}
+    now = now or utcnow()
+    active = session.execute(
+        select(Job.id, Job.queue, Job.status, Job.model, Job.dataset, Job.started_at)
+        .where(Job.status.in_(ACTIVE_STATUSES), Job.queue.in_(queues))
+        .order_by(Job.id)
+    ).all()
+    durations = mean_durations(session)
+    cutoff = now - timedelta(seconds=online_within_s)
+    slots: dict[str, int] = dict.fromkeys(queues, 0)
+    for queues_of, concurrency in session.execute(
+        select(Worker.queues, Worker.concurrency).where(Worker.stopped_at.is_(None), Worker.last_heartbeat > cutoff)
+    ):
+        for q in queues_of or []:
+            if q in slots:
+                slots[q] += max(int(concurrency or 1), 1)
+    out: dict[int, dict[str, Any]] = {}
+    for queue in queues:
+        rows = [r for r in active if r.queue == queue]
+        free: list[float] | None = [0.0] * slots[queue] if slots[queue] else None
+        for r in rows:  # the running jobs hold slots until what is left of their expected duration
+            if r.status != "running" or free is None:
+                continue
+            expected = durations.get((r.model, r.dataset))
+            if expected is None:
+                free = None
+                continue
+            elapsed = (now - _aware(r.started_at)).total_seconds() if r.started_at else 0.0
+            free.sort()
+            free[0] += max(expected - elapsed, 0.0)
+        position = 0
+        for r in rows:
+            if r.status != "queued":
+                continue
+            position += 1
+            start = None
+            if free is not None:
+                free.sort()
+                start = round(free[0], 1)
+                expected = durations.get((r.model, r.dataset))
+                if expected is None:
+                    free = None
+                else:
+                    free[0] += expected
+            out[r.id] = {"queue_position": position, "expected_start_s": start}
+    return out
+
+
+def job_to_public(job: Job, estimates: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The API's Job JSON: job_to_dict with the notes and, for a queued job, its place in the queue."""
+    place = (estimates or {}).get(job.id, {})
+    return {
+        **job_to_dict(job),
+        "notes": job.notes or "",
+        "queue_position": place.get("queue_position"),
+        "expected_start_s": place.get("expected_start_s"),
+    }

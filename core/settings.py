@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     auth: Literal["off", "tokens"] = "off"
     public_read: bool = False
     max_queued_jobs_per_user: int = 20
+    max_queued_jobs_anonymous: int = 100  # the same limit with auth off (every job's owner is nobody)
+    max_job_epochs: int = Field(5000, ge=1)  # baseline + steps x fine-tune + regularised epochs of one job
+    max_sweep_jobs: int = Field(100, ge=1)  # jobs one sweep (a group submitted together) may expand into
+    # Host names the API answers (comma separated; "*" for any). Default: the bound host, plus the other
+    # loopback names for a loopback bind; any host for 0.0.0.0 / ::.
+    allowed_hosts: str = ""
     max_request_bytes: int = 1_000_000
     # Redis hands an unacknowledged message out again after this long. Liveness does not depend on it: a
     # worker holds its job through a lease in the database (below), and a dead worker's job is re-queued by

@@ -7,9 +7,20 @@ and the allowed values.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import math
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MODELS: dict[str, dict[str, Any]] = {
     "lenet300_100": {
@@ -32,7 +43,16 @@ DATASETS: dict[str, dict[str, Any]] = {
     "mnist": {"label": "MNIST", "builtin": False, "shape": [1, 28, 28], "classes": 10},
     "fashion_mnist": {"label": "Fashion-MNIST", "builtin": False, "shape": [1, 28, 28], "classes": 10},
     "cifar10": {"label": "CIFAR-10", "builtin": False, "shape": [3, 32, 32], "classes": 10},
+    "cifar100": {"label": "CIFAR-100", "builtin": False, "shape": [3, 32, 32], "classes": 100},
+    "svhn": {"label": "SVHN (street view house numbers)", "builtin": False, "shape": [3, 32, 32], "classes": 10},
 }
+
+# Models and datasets the API cannot list itself (it never imports torch): torchvision's classification models
+# (torchvision:resnet50), models of installed packages under the entry-point group prunelab.models
+# (plugin:NAME) and image folders in the data directory (imagefolder:NAME). The spec checks their form; the
+# worker that runs the job checks that they exist, and publishes what it has in its catalog.
+EXTERNAL_MODEL = re.compile(r"(torchvision|plugin):[A-Za-z_][A-Za-z0-9_.-]{0,99}")
+IMAGEFOLDER = re.compile(r"imagefolder:[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 def _vgg_layers(n_conv: int) -> list[str]:
@@ -70,14 +90,23 @@ DEFAULT_LAYERS: dict[str, list[str]] = {
     "resnet18_head": ["fc.0", "fc.2"],
 }
 
-ModelName = Literal["lenet300_100", "vgg", "vgg16_bn", "resnet18", "resnet18_head"]
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
+
+def register_model_layers(name: str, layers: list[str], default_layers: list[str]) -> None:
+    """Layers of a torchvision or plugin model, recorded by the worker when it builds the model, so specs
+    naming it are checked and defaulted like the built-in models' in that process."""
+    MODEL_LAYERS[name] = list(layers)
+    DEFAULT_LAYERS[name] = list(default_layers)
+
+
+MODEL_CHOICES = ", ".join(MODELS) + ", torchvision:NAME, plugin:NAME"
+DATASET_CHOICES = ", ".join(DATASETS) + ", imagefolder:NAME"
 # Strict numbers and booleans: "0.2" is not a float, true is not an int, 1 is not a bool. Strict floats still
 # take integers (JSON and YAML write 1 for 1.0).
 Float = Annotated[float, Strict()]
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
 Fraction = Annotated[float, Strict(), Field(ge=0.0, lt=1.0)]
+DEFAULT_MAX_JOB_EPOCHS = 5000  # PRUNELAB_MAX_JOB_EPOCHS of the API; what `prunelab run` allows
 
 
 class SpecError(ValueError):
@@ -88,6 +117,31 @@ class SpecError(ValueError):
         self.message = message
         self.allowed = allowed  # the allowed values or range on their own, e.g. "0 < rate < 1"
         super().__init__(f"{field}: {message}")
+
+
+class SpecErrors(SpecError):
+    """Several problems found together (the cross-field checks): `errors`, one SpecError per field."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.field, first.message, first.allowed)
+
+
+def _no_nul(value: str) -> str:
+    # Every string of a spec is text a database stores; Postgres refuses NUL in text, so both refuse it here.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Strings of the spec: never NUL.
+Text = Annotated[str, AfterValidator(_no_nul)]
+LayerName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+RunName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_no_nul)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
+Notes = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
 
 
 class _Strict(BaseModel):
@@ -109,10 +163,18 @@ class TrainSpec(_Strict):
 
 
 class _LayerChoice(_Strict):
-    layers: list[str] | None = Field(None, description="layer names to prune; default: the model's default set")
+    layers: list[LayerName] | None = Field(None, description="layer names to prune; default: the model's default set")
 
 
-class BlockMethod(_LayerChoice):
+class _LayerMap(_LayerChoice):
+    layer_sparsity: dict[LayerName, Fraction] | None = Field(
+        None,
+        description="per-layer target sparsity (e.g. from a sensitivity scan's allocation): one-shot prunes each "
+        "layer to it, iterative moves every layer toward it over the rounds; overrides the schedule's targets",
+    )
+
+
+class BlockMethod(_LayerMap):
     kind: Literal["block"]
     block_size: Int | tuple[Int, Int] = Field(2, description="n for n x n blocks, or [rows, cols]")
     score: Literal["mean_abs", "l1", "l2"] = "mean_abs"
@@ -140,15 +202,12 @@ class BlockMethod(_LayerChoice):
         return (self.block_size, self.block_size) if isinstance(self.block_size, int) else tuple(self.block_size)
 
 
-class MagnitudeMethod(_LayerChoice):
+class MagnitudeMethod(_LayerMap):
     kind: Literal["magnitude"]
     scope: Literal["layer", "global"] = "layer"
-    layer_sparsity: dict[str, Fraction] | None = Field(
-        None, description="fixed per-layer target sparsity (one-shot); overrides the schedule's targets"
-    )
 
 
-class ChannelMethod(_LayerChoice):
+class ChannelMethod(_LayerMap):
     kind: Literal["channel"]
     importance: Literal["l1", "l2", "bn_scale"] = "l1"
 
@@ -182,7 +241,10 @@ class _AfterPruning(_Strict):
 class OneShotSchedule(_AfterPruning):
     kind: Literal["oneshot"]
     sparsities: list[Fraction] = Field(
-        [0.5, 0.75, 0.9], description="target sparsities, each pruned from the same baseline"
+        [0.5, 0.75, 0.9],
+        min_length=1,
+        max_length=100,
+        description="target sparsities (1 to 100 of them), each pruned from the same baseline",
     )
 
 
@@ -191,7 +253,7 @@ class IterativeSchedule(_AfterPruning):
     rate: Float = Field(0.2, gt=0, lt=1, description="fraction of the remaining weights pruned each round")
     rounds: Int | None = Field(10, ge=1, le=200)
     target: Fraction | None = Field(None, description="stop once this sparsity is reached")
-    layer_rates: dict[str, Annotated[float, Strict(), Field(gt=0, lt=1)]] | None = Field(
+    layer_rates: dict[LayerName, Annotated[float, Strict(), Field(gt=0, lt=1)]] | None = Field(
         None, description="per-layer rate, e.g. the paper's 0.1 for fc3"
     )
 
@@ -202,7 +264,37 @@ class IterativeSchedule(_AfterPruning):
         return self
 
 
-Schedule = Annotated[OneShotSchedule | IterativeSchedule, Field(discriminator="kind")]
+class SensitivitySchedule(_Strict):
+    """Per-layer sensitivity analysis (NNI's SensitivityAnalysis; the scan behind the hand-picked per-layer
+    sparsities of the VGG pruning study): each layer of the trained baseline pruned ALONE to each sparsity,
+    without fine-tuning; the grid of accuracies is what a per-layer allocation is chosen from."""
+
+    kind: Literal["sensitivity"]
+    sparsities: list[Fraction] = Field(
+        [0.3, 0.5, 0.7, 0.8, 0.9, 0.95],
+        min_length=1,
+        max_length=100,
+        description="sparsities each layer is pruned to, one at a time (1 to 100 of them)",
+    )
+    max_eval_images: Int | None = Field(
+        None, ge=1, le=100_000_000, description="evaluate on the first N images of each split (default: all)"
+    )
+    # A scan measures right after pruning: what a pruning schedule's `after` fields say, fixed.
+    after: ClassVar[str] = "none"
+    finetune_epochs: ClassVar[int] = 0
+    finetune_lr: ClassVar[float | None] = None
+    rewind_epoch: ClassVar[int] = 0
+
+    @field_validator("sparsities")
+    @classmethod
+    def _unique(cls, v: list[float]) -> list[float]:
+        if len(set(v)) != len(v):
+            raise ValueError("each sparsity may be named once")
+        return v
+
+
+Schedule = Annotated[OneShotSchedule | IterativeSchedule | SensitivitySchedule, Field(discriminator="kind")]
+SCANNABLE_METHODS = ("magnitude", "block", "channel")  # pruned without training, so a layer can be scanned alone
 
 
 class MeasureSpec(_Strict):
@@ -211,46 +303,143 @@ class MeasureSpec(_Strict):
 
 
 class JobSpec(_Strict):
-    name: str = Field("experiment", min_length=1, max_length=200)
-    model: ModelName
-    dataset: DatasetName
+    name: RunName = "experiment"
+    model: str = Field(description=f"one of {MODEL_CHOICES}")
+    dataset: str = Field(description=f"one of {DATASET_CHOICES} (PRUNELAB_DATA_DIR/NAME/train/CLASS/*.png)")
+    pretrained: Bool = Field(False, description="torchvision models: start from torchvision's ImageNet weights")
     train: TrainSpec = TrainSpec()
     method: Method
     schedule: Schedule
     measure: MeasureSpec = MeasureSpec()
     seed: Int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list, max_length=20)
+    tags: Tags = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_sweep(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "sweep" in data:
+            raise SpecError(
+                "sweep",
+                "a sweep stands for several jobs: submit it as a group (POST /api/groups, prunelab submit), "
+                "or expand it with core.sweep.expand",
+            )
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v in MODELS or EXTERNAL_MODEL.fullmatch(v):
+            return v
+        raise SpecError("model", f"unknown model {v!r}; allowed: {MODEL_CHOICES}", MODEL_CHOICES)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v in DATASETS or IMAGEFOLDER.fullmatch(v):
+            return v
+        raise SpecError("dataset", f"unknown dataset {v!r}; allowed: {DATASET_CHOICES}", DATASET_CHOICES)
 
     @model_validator(mode="after")
     def _layers_exist(self) -> JobSpec:
-        known = MODEL_LAYERS[self.model]
-        named = [("method.layers", n) for n in self.method.layers or []]
-        if isinstance(self.method, MagnitudeMethod) and self.method.layer_sparsity:
-            named += [("method.layer_sparsity", n) for n in self.method.layer_sparsity]
-        if isinstance(self.schedule, IterativeSchedule) and self.schedule.layer_rates:
-            named += [("schedule.layer_rates", n) for n in self.schedule.layer_rates]
-        unknown = [(field, n) for field, n in named if n not in known]
-        if unknown:
-            field, name = unknown[0]
-            allowed = ", ".join(known)
-            raise SpecError(field, f"unknown layer {name!r} for model {self.model}; allowed: {allowed}", allowed)
+        # Every cross-field problem at once, one per field.
+        problems = []
+        # A torchvision or plugin model's layers are known once a worker built it; until then it checks them.
+        known = MODEL_LAYERS.get(self.model)
+        allowed = ", ".join(known or [])
+        named = {"method.layers": self.method.layers or []} if known is not None else {}
+        if isinstance(self.method, _LayerMap) and known is not None:
+            named["method.layer_sparsity"] = list(self.method.layer_sparsity or {})
+        if isinstance(self.schedule, IterativeSchedule) and known is not None:
+            named["schedule.layer_rates"] = list(self.schedule.layer_rates or {})
+        for field, names in named.items():
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                listed = ", ".join(map(repr, unknown))
+                word = "layer" if len(unknown) == 1 else "layers"
+                message = f"unknown {word} {listed} for model {self.model}; allowed: {allowed}"
+                problems.append(SpecError(field, message, allowed))
+        problems += self._schedule_problems()
         if self.schedule.after == "rewind" and self.schedule.rewind_epoch > self.train.epochs:
-            raise SpecError(
-                "schedule.rewind_epoch",
-                f"must be at most train.epochs ({self.train.epochs})",
-                f"0 <= rewind_epoch <= {self.train.epochs}",
+            problems.append(
+                SpecError(
+                    "schedule.rewind_epoch",
+                    f"must be at most train.epochs ({self.train.epochs})",
+                    f"0 <= rewind_epoch <= {self.train.epochs}",
+                )
             )
+        if problems:
+            raise SpecErrors(problems)
         return self
 
+    def _schedule_problems(self) -> list[SpecError]:
+        """A sensitivity scan prunes without training and with no per-layer map; an iterative schedule toward
+        a per-layer map (method.layer_sparsity) runs a fixed number of rounds, with one rate for every layer."""
+        sched, fixed = self.schedule, getattr(self.method, "layer_sparsity", None)
+        if isinstance(sched, SensitivitySchedule):
+            out = []
+            if self.method.kind not in SCANNABLE_METHODS:
+                allowed = ", ".join(SCANNABLE_METHODS)
+                message = f"a sensitivity scan prunes without training; allowed: {allowed}"
+                out.append(SpecError("method.kind", message, allowed))
+            if fixed:
+                message = "not used by a sensitivity scan (it prunes each layer alone to each of schedule.sparsities)"
+                out.append(SpecError("method.layer_sparsity", message, "leave it out"))
+            return out
+        if isinstance(sched, IterativeSchedule) and fixed:
+            out = []
+            if sched.rounds is None:
+                message = "give rounds with method.layer_sparsity: the last round reaches every layer's target"
+                out.append(SpecError("schedule.rounds", message, "1 <= rounds <= 200"))
+            if sched.target is not None:
+                message = "not used with method.layer_sparsity (each layer's target is in the map)"
+                out.append(SpecError("schedule.target", message, "leave it out"))
+            if sched.layer_rates:
+                message = "not used with method.layer_sparsity: every layer moves the same share toward its target"
+                out.append(SpecError("schedule.layer_rates", message, "leave it out"))
+            return out
+        return []
+
+    def planned_steps(self) -> int:
+        """The pruning steps this spec runs at most (an iterative schedule with only a target: the rounds
+        its slowest layer rate needs to get there, at most 200; a sensitivity scan: none)."""
+        sched = self.schedule
+        if isinstance(sched, SensitivitySchedule):
+            return 0
+        if isinstance(sched, OneShotSchedule):
+            return len(sched.sparsities)
+        if sched.target is None:
+            return sched.rounds
+        # (with method.layer_sparsity the rounds are given and target is refused: see _schedule_problems)
+        slowest = min([sched.rate, *(sched.layer_rates or {}).values()])
+        needed = math.ceil(math.log(1 - sched.target) / math.log(1 - slowest) - 1e-9) if sched.target else 1
+        return max(1, min(needed, sched.rounds or 200, 200))
+
+    def planned_epochs(self) -> dict[str, int]:
+        """Training epochs this job plans, by the spec field that drives them: the baseline, the steps'
+        fine-tuning (or retraining after rewinding), and group lasso's regularised training per step."""
+        steps = self.planned_steps()
+        finetune = 0 if self.schedule.after == "none" else self.schedule.finetune_epochs
+        regularised = self.method.epochs if isinstance(self.method, GroupLassoMethod) else 0
+        return {
+            "train.epochs": self.train.epochs,
+            "schedule.finetune_epochs": steps * finetune,
+            "method.epochs": steps * regularised,
+        }
+
     def pruned_layers(self) -> list[str]:
-        if isinstance(self.method, MagnitudeMethod) and self.method.layer_sparsity:
+        if getattr(self.method, "layer_sparsity", None):
             return list(self.method.layer_sparsity)
-        return list(self.method.layers or DEFAULT_LAYERS[self.model])
+        if self.method.layers:
+            return list(self.method.layers)
+        if self.model not in DEFAULT_LAYERS:
+            raise SpecError("model", f"the layers of {self.model} are known once the worker has built it")
+        return list(DEFAULT_LAYERS[self.model])
 
     def training_key(self) -> dict[str, Any]:
         """What identifies a trained baseline: same key, same weights, so it can be reused."""
-        return {"model": self.model, "dataset": self.dataset, "train": self.train.model_dump(), "seed": self.seed}
+        key = {"model": self.model, "dataset": self.dataset, "train": self.train.model_dump(), "seed": self.seed}
+        return {**key, "pretrained": True} if self.pretrained else key
 
 
 _TAGGED: dict[str, type[BaseModel]] = {
@@ -260,12 +449,34 @@ _TAGGED: dict[str, type[BaseModel]] = {
     "group_lasso": GroupLassoMethod,
     "oneshot": OneShotSchedule,
     "iterative": IterativeSchedule,
+    "sensitivity": SensitivitySchedule,
 }
 
 
 def _field_path(loc: tuple) -> str:
-    # Drop the discriminator tags pydantic inserts into the location ("method.block.block_size").
+    # Drop the discriminator tags pydantic inserts into the location ("method.block.block_size"), and a bad
+    # mapping key with its "[key]" marker (the key itself may be what is wrong, NUL included).
+    if "[key]" in loc:
+        loc = loc[: loc.index("[key]") - 1]
     return ".".join(str(p) for p in loc if p not in _TAGGED) or "spec"
+
+
+def epoch_errors(spec: JobSpec, max_epochs: int = DEFAULT_MAX_JOB_EPOCHS) -> list[SpecError]:
+    """One error naming the field that drives most of the planned epochs when they exceed `max_epochs`."""
+    planned = spec.planned_epochs()
+    total = sum(planned.values())
+    if total <= max_epochs:
+        return []
+    field = max(planned, key=planned.get)
+    steps = spec.planned_steps()
+    parts = f"baseline {planned['train.epochs']} + fine-tuning {planned['schedule.finetune_epochs']} ({steps} steps)"
+    if planned["method.epochs"]:
+        parts += f" + regularised training {planned['method.epochs']} ({steps} steps)"
+    message = (
+        f"the job plans {total} training epochs ({parts}); at most {max_epochs} are allowed "
+        "(PRUNELAB_MAX_JOB_EPOCHS): fewer steps or epochs"
+    )
+    return [SpecError(field, message, f"at most {max_epochs} planned epochs")]
 
 
 def _allowed_range(loc: tuple) -> str:
@@ -309,6 +520,10 @@ def spec_errors(errors: list[dict[str, Any]]) -> list[SpecError]:
     for err in errors:
         ctx = err.get("ctx") or {}
         cause = ctx.get("error")
+        if isinstance(cause, SpecErrors):
+            for one in cause.errors:
+                out.setdefault(one.field, one)
+            continue
         if isinstance(cause, SpecError):
             out.setdefault(cause.field, cause)
             continue
@@ -325,14 +540,28 @@ def spec_errors(errors: list[dict[str, Any]]) -> list[SpecError]:
     return list(out.values())
 
 
-def parse_spec(data: Any) -> JobSpec:
-    """Validate a spec dict; raise SpecError with one line naming the field and the allowed values."""
+def parse_spec(data: Any, max_epochs: int = DEFAULT_MAX_JOB_EPOCHS) -> JobSpec:
+    """Validate a spec dict; raise SpecError with one line naming the field and the allowed values (its
+    `errors`: every problem found, one per field)."""
     if not isinstance(data, dict):
         raise SpecError("spec", "must be a mapping of fields (name, model, dataset, train, method, schedule, ...)")
     try:
-        return JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as exc:
-        raise spec_errors(exc.errors())[0] from None
+        errors = spec_errors(exc.errors())
+        raise (SpecErrors(errors) if len(errors) > 1 else errors[0]) from None
+    too_long = epoch_errors(spec, max_epochs)
+    if too_long:
+        raise too_long[0]
+    return spec
+
+
+class JobEdit(_Strict):
+    """What may change of a stored job (PATCH /api/jobs/{id}): its name, tags and notes; absent = unchanged."""
+
+    name: RunName | None = None
+    tags: Tags | None = None
+    notes: Notes | None = None
 
 
 def _params(model: type[BaseModel], skip: tuple[str, ...] = ("kind",)) -> list[dict[str, Any]]:
@@ -379,7 +608,10 @@ METHOD_LABELS = {
 }
 SCHEDULE_LABELS = {
     "oneshot": "One-shot: each target pruned from the same baseline",
-    "iterative": "Iterative: prune a fraction of what remains each round",
+    "iterative": "Iterative: prune a fraction of what remains each round (with method.layer_sparsity: every "
+    "layer moves toward its own target)",
+    "sensitivity": "Sensitivity analysis: each layer pruned alone to each sparsity, no fine-tuning (NNI's "
+    "SensitivityAnalysis), to choose per-layer sparsities from",
 }
 
 
@@ -403,7 +635,11 @@ def catalog() -> dict[str, Any]:
         ],
         "schedules": [
             {"kind": k, "label": SCHEDULE_LABELS[k], "params": _params(cls)}
-            for k, cls in (("oneshot", OneShotSchedule), ("iterative", IterativeSchedule))
+            for k, cls in (
+                ("oneshot", OneShotSchedule),
+                ("iterative", IterativeSchedule),
+                ("sensitivity", SensitivitySchedule),
+            )
         ],
         "train": {"params": _params(TrainSpec, skip=())},
         "measure": {"params": _params(MeasureSpec, skip=())},

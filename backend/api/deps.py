@@ -87,8 +87,9 @@ def _dotted(loc: tuple) -> str | None:
     return ".".join(map(str, parts)) or None
 
 
-def _validation_items(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """FastAPI's validation errors as one entry per field; the body is a JobSpec, described by core.spec."""
+def _validation_items(errors: list[dict[str, Any]], body: str = "a job spec") -> list[dict[str, Any]]:
+    """FastAPI's validation errors as one entry per field; the body (`body` says what it must be) is a JobSpec
+    or a JobEdit, described by core.spec."""
     items, spec_part = [], []
     for e in errors:
         loc = tuple(e.get("loc", ()))
@@ -98,9 +99,9 @@ def _validation_items(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e.get("type") == "json_invalid":
             items.append(error_item(f"the request body is not valid JSON: {ctx.get('error', e.get('msg'))}"))
         elif e.get("type") == "missing" and len(loc) == 1:
-            items.append(error_item("the request body must be a job spec (a JSON object)"))
+            items.append(error_item(f"the request body must be {body} (a JSON object)"))
         elif len(loc) == 1 and not isinstance(ctx.get("error"), SpecError):
-            items.append(error_item(f"the request body must be a job spec (a JSON object): {e.get('msg')}"))
+            items.append(error_item(f"the request body must be {body} (a JSON object): {e.get('msg')}"))
         else:
             spec_part.append({**e, "loc": loc[1:]})
     items += [error_item(p.message, p.field, p.allowed) for p in spec_errors(spec_part)]
@@ -124,7 +125,8 @@ async def http_error_handler(request: Request, exc: StarletteHTTPException) -> R
 
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> Response:
-    items = _validation_items(list(exc.errors()))
+    edit = request.method == "PATCH"
+    items = _validation_items(list(exc.errors()), "the fields to change (name, tags, notes)" if edit else "a job spec")
     detail = "; ".join(f"{i['field']}: {i['message']}" if i["field"] else i["message"] for i in items)
     return _error_response(422, detail or "invalid request", items)
 
@@ -140,6 +142,12 @@ def check_text(where: str, name: str, value: str | None) -> str | None:
     if value is not None and "\x00" in value:
         raise invalid((where, name), "must not contain NUL characters")
     return value
+
+
+def public_jobs(session: Session, settings: Settings, jobs: list[Job]) -> list[dict[str, Any]]:
+    """The Job JSON of each job, queued ones with their place in the queue and expected start."""
+    estimates = store.queue_estimates(session, jobs, settings.worker_online_s)
+    return [store.job_to_public(job, estimates) for job in jobs]
 
 
 def job_or_404(session: Session, job_id: int) -> Job:

@@ -25,8 +25,9 @@ LOOKBACK = timedelta(seconds=2)
 
 
 class _Poller:
-    def __init__(self, sessions, job_id: int | None):
+    def __init__(self, sessions, job_id: int | None, online_within_s: float):
         self.sessions = sessions
+        self.online_within_s = online_within_s
         self.job_id = job_id
         self.watermark = None  # newest updated_at seen (as the DB returns it)
         self.sent: dict[int, object] = {}  # job id -> updated_at last sent
@@ -41,10 +42,14 @@ class _Poller:
         out = []
         with self.sessions() as session:
             since = self.watermark - LOOKBACK if self.watermark is not None else None
-            for job in store.jobs_changed_since(session, since, self.job_id):
-                if self.sent.get(job.id) != job.updated_at:
-                    self.sent[job.id] = job.updated_at
-                    out.append(ServerSentEvent(event="job", raw_data=json_dumps(store.job_to_dict(job))))
+            changed = store.jobs_changed_since(session, since, self.job_id)
+            fresh = [job for job in changed if self.sent.get(job.id) != job.updated_at]
+            estimates = store.queue_estimates(session, fresh, self.online_within_s)
+            for job in fresh:
+                self.sent[job.id] = job.updated_at
+                data = json_dumps(store.job_to_public(job, estimates))
+                out.append(ServerSentEvent(event="job", raw_data=data))
+            for job in changed:
                 if self.watermark is None or job.updated_at > self.watermark:
                     self.watermark = job.updated_at
             for row_id, job_id, index in store.new_steps(session, self.last_step, self.job_id):
@@ -69,7 +74,7 @@ async def events(
     max_seconds: float | None = Query(None, gt=0, le=86400, description="end the stream after this long"),
 ) -> AsyncIterator[ServerSentEvent]:
     # FastAPI's EventSourceResponse writes the events and sends a keep-alive comment after 15 s of silence.
-    poller = _Poller(request.app.state.sessions, job_id)
+    poller = _Poller(request.app.state.sessions, job_id, request.app.state.settings.worker_online_s)
     await run_in_threadpool(poller.start)
     started = time.monotonic()
     yield ServerSentEvent(retry=RETRY_MS)

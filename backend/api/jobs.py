@@ -1,4 +1,7 @@
-"""/api/jobs: submit, list, inspect, cancel, retry, delete, steps, masks, exports, checkpoints."""
+"""/api/jobs: submit, list, inspect, edit, cancel, retry, delete, steps, masks, exports, checkpoints.
+
+Step `index` values (paths, `?step=`, `?after=`, bodies) are 0-based, as the engine numbers its steps; what is
+meant for people is 1-based: the CSV `step` column and the download names of checkpoints."""
 
 import csv
 import io
@@ -11,7 +14,18 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from backend import store
-from backend.api.deps import DB, AppSettings, JobId, api_error, check_text, invalid, job_or_404
+from backend.api.deps import (
+    DB,
+    ApiError,
+    AppSettings,
+    JobId,
+    api_error,
+    check_text,
+    error_item,
+    invalid,
+    job_or_404,
+    public_jobs,
+)
 from backend.api.schemas import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -29,7 +43,7 @@ from backend.auth import Reader, Writer, check_can_modify
 from backend.db import json_dumps, orjson
 from backend.models import JOB_STATUSES
 from core.masks import MAX_CELLS, decode_density, decode_grid
-from core.spec import JobSpec
+from core.spec import JobEdit, JobSpec, epoch_errors
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -64,18 +78,26 @@ def _enqueue(request: Request, session, job_id: int, queue: str) -> None:
     session.commit()
 
 
-def _job_response(job, status_code: int = 200) -> Response:
-    return respond(JobPublic, store.job_to_dict(job), status_code)
+def _job_response(session, settings, job, status_code: int = 200) -> Response:
+    return respond(JobPublic, public_jobs(session, settings, [job])[0], status_code)
 
 
-def _check_queue_limit(session, user, settings, hint: str = "") -> None:
-    limit = settings.max_queued_jobs_per_user
-    if user is not None and store.count_active_jobs(session, user.id) >= limit:
-        raise api_error(
-            429,
-            f"user {user.name!r} already has {limit} queued or running jobs{hint}; wait for some to finish",
-            allowed=f"at most {limit} queued or running jobs per user",
-        )
+def _queue_limit(settings, owner_id: int | None) -> tuple[int, str]:
+    if owner_id is None:
+        return settings.max_queued_jobs_anonymous, "PRUNELAB_MAX_QUEUED_JOBS_ANONYMOUS"
+    return settings.max_queued_jobs_per_user, "PRUNELAB_MAX_QUEUED_JOBS_PER_USER"
+
+
+def _over_limit(user, owner_id: int | None, settings) -> ApiError:
+    limit, setting = _queue_limit(settings, owner_id)
+    who = f"user {user.name!r}" if user is not None and user.id == owner_id else "the job's owner"
+    if owner_id is None:
+        who = "this server (authentication is off)"
+    return api_error(
+        429,
+        f"{who} already has {limit} queued or running jobs ({setting}); wait for some to finish",
+        allowed=f"at most {limit} queued or running jobs per user",
+    )
 
 
 @router.post(
@@ -89,12 +111,22 @@ def submit_job(
     request: Request, session: DB, user: Writer, spec: Annotated[JobSpec, Body(examples=[SPEC_EXAMPLE])]
 ) -> Response:
     settings = request.app.state.settings
-    _check_queue_limit(session, user, settings, " (PRUNELAB_MAX_QUEUED_JOBS_PER_USER)")
-    job = store.create_job(session, spec, owner_id=user.id if user else None)
+    too_long = epoch_errors(spec, settings.max_job_epochs)
+    if too_long:
+        items = [error_item(e.message, e.field, e.allowed) for e in too_long]
+        raise ApiError(422, "; ".join(str(e) for e in too_long), items)
+    owner_id = user.id if user else None
+    limit, _ = _queue_limit(settings, owner_id)
+    # Counting and adding happen under the owner's lock, released by the commit: parallel submits cannot
+    # overshoot the limit.
+    job = store.create_job_within_limit(session, spec, owner_id, limit)
+    if job is None:
+        session.rollback()
+        raise _over_limit(user, owner_id, settings)
     session.commit()
     _enqueue(request, session, job.id, job.queue)
     session.refresh(job)
-    return _job_response(job, 201)
+    return _job_response(session, settings, job, 201)
 
 
 @router.get(
@@ -115,6 +147,7 @@ def list_jobs(
     tag: str | None = None,
     owner: str | None = Query(None, description="user name"),
     q: str | None = Query(None, max_length=200, description="text the run name contains (any case)"),
+    group: int | None = Query(None, ge=1, le=2**31 - 1, description="only the jobs of this group (sweep)"),
     sort: str = Query(
         "-created_at", description="created_at, name, best_accuracy, last_sparsity, ...; prefix - for descending"
     ),
@@ -134,6 +167,7 @@ def list_jobs(
     for name, value in filters.items():
         check_text("query", name, value)
     check_text("query", "sort", sort)
+    filters["group"] = group
     key = (tuple(filters.values()), sort, limit, offset, store.jobs_version(session))
     body = request.app.state.list_cache.get(key)
     if body is None:
@@ -141,15 +175,31 @@ def list_jobs(
             jobs, total = store.list_jobs(session, **filters, sort=sort, limit=limit, offset=offset)
         except store.StoreError as err:
             raise invalid(("query", err.field), err.message) from None
-        content = {"items": [store.job_to_dict(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
+        items = public_jobs(session, request.app.state.settings, jobs)
+        content = {"items": items, "total": total, "limit": limit, "offset": offset}
         body = respond(JobList, content).body
         request.app.state.list_cache.put(key, body)
     return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=error_responses(*READ_ERRORS, 404), summary="One job")
-def get_job(job_id: JobId, session: DB, user: Reader) -> Response:
-    return _job_response(job_or_404(session, job_id))
+def get_job(job_id: JobId, session: DB, user: Reader, settings: AppSettings) -> Response:
+    return _job_response(session, settings, job_or_404(session, job_id))
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobPublic,
+    responses=error_responses(*WRITE_ERRORS, 404),
+    summary="Change a job's name, tags or notes (its owner or an admin); absent fields stay as they are",
+)
+def edit_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings, edit: JobEdit) -> Response:
+    job = job_or_404(session, job_id)
+    check_can_modify(user, job)
+    store.edit_job(session, job, name=edit.name, tags=edit.tags, notes=edit.notes)
+    session.commit()
+    session.refresh(job)
+    return _job_response(session, settings, job)
 
 
 @router.post(
@@ -158,7 +208,7 @@ def get_job(job_id: JobId, session: DB, user: Reader) -> Response:
     responses=error_responses(*WRITE_ERRORS, 404, 409),
     summary="Cancel: queued jobs at once, running ones within seconds",
 )
-def cancel_job(job_id: JobId, session: DB, user: Writer) -> Response:
+def cancel_job(job_id: JobId, session: DB, user: Writer, settings: AppSettings) -> Response:
     job = job_or_404(session, job_id)
     check_can_modify(user, job)
     try:
@@ -166,7 +216,7 @@ def cancel_job(job_id: JobId, session: DB, user: Writer) -> Response:
     except store.StoreError as err:
         raise api_error(409, err.message, value=job.status) from None
     session.commit()
-    return _job_response(job)
+    return _job_response(session, settings, job)
 
 
 @router.post(
@@ -176,9 +226,16 @@ def cancel_job(job_id: JobId, session: DB, user: Writer) -> Response:
     summary="Queue a failed or cancelled job again; it resumes after its last step",
 )
 def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> Response:
+    settings = request.app.state.settings
     job = job_or_404(session, job_id)
     check_can_modify(user, job)
-    _check_queue_limit(session, user, request.app.state.settings)
+    # The job becomes active for its owner: their limit, counted under their lock (as a submit).
+    store.lock_owner_queue(session, job.owner_id)
+    if job.status not in ("queued", "running"):
+        limit, _ = _queue_limit(settings, job.owner_id)
+        if store.count_active_jobs_of(session, job.owner_id) >= limit:
+            session.rollback()
+            raise _over_limit(user, job.owner_id, settings)
     try:
         store.retry_job(session, job)
     except store.StoreError as err:
@@ -186,7 +243,7 @@ def retry_job(job_id: JobId, request: Request, session: DB, user: Writer) -> Res
     session.commit()
     _enqueue(request, session, job.id, job.queue)
     session.refresh(job)
-    return _job_response(job)
+    return _job_response(session, settings, job)
 
 
 @router.delete(
@@ -218,7 +275,9 @@ def list_steps(
     job_id: JobId,
     session: DB,
     user: Reader,
-    after: int | None = Query(None, ge=-1, le=10**9, description="only steps with a larger index"),
+    after: int | None = Query(
+        None, ge=-1, le=10**9, description="only steps with a larger (0-based) index; -1: all of them"
+    ),
 ) -> Response:
     job_or_404(session, job_id)
     return respond(StepList, {"items": [store.step_to_dict(s) for s in store.list_steps(session, job_id, after)]})
@@ -249,7 +308,7 @@ def layer_mask(
     request: Request,
     session: DB,
     user: Reader,
-    step: int | None = Query(None, ge=0, le=10**9, description="step index; default the latest"),
+    step: int | None = Query(None, ge=0, le=10**9, description="0-based step index; default the latest"),
 ) -> Response:
     check_text("path", "layer", layer)
     job_or_404(session, job_id)
@@ -307,8 +366,8 @@ def layer_mask(
     return Response(body, media_type="application/json")
 
 
+RUN_COLUMNS = ["run_id", "run_name", "model", "dataset", "method", "step"]
 CSV_COLUMNS = [
-    "index",
     "target_sparsity",
     "sparsity",
     "accuracy",
@@ -334,10 +393,19 @@ CSV_COLUMNS = [
 ]
 
 
+def _csv_value(value: Any) -> Any:
+    return json_dumps(value) if isinstance(value, (dict, list)) else value
+
+
 def _flat_row(metrics: dict[str, Any]) -> dict[str, Any]:
-    row = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    """One step as CSV cells: latency figures as latency_*, each layer's sparsity as sparsity_<layer>, other
+    nested values as JSON text."""
+    row = {k: _csv_value(v) for k, v in metrics.items() if k not in ("layers", "latency", "index", "created_at")}
     for k, v in (metrics.get("latency") or {}).items():
-        row[f"latency_{k}"] = v
+        row[f"latency_{k}"] = _csv_value(v)
+    for layer in metrics.get("layers") or []:
+        if isinstance(layer, dict) and "name" in layer:
+            row[f"sparsity_{layer['name']}"] = layer.get("sparsity")
     return row
 
 
@@ -345,15 +413,23 @@ def _flat_row(metrics: dict[str, Any]) -> dict[str, Any]:
     "/{job_id}/export.csv",
     response_class=Response,
     responses={
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per step"},
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "one row per step: run_id, run_name, model, dataset, method, step (1-based: the "
+            "step of index 0 is step 1), the step's figures, sparsity_<layer> per pruned layer; nested values "
+            "as JSON",
+        },
         **error_responses(*READ_ERRORS, 404),
     },
     summary="Steps as CSV, one row per step",
 )
 def export_csv(job_id: JobId, session: DB, user: Reader) -> Response:
-    job_or_404(session, job_id)
-    rows = [_flat_row(s.metrics) | {"index": s.index} for s in store.list_steps(session, job_id)]
-    columns = CSV_COLUMNS + sorted({k for r in rows for k in r} - set(CSV_COLUMNS) - {"created_at"})
+    job = job_or_404(session, job_id)
+    run = {"run_id": job.id, "run_name": job.name, "model": job.model, "dataset": job.dataset, "method": job.method}
+    rows = [run | {"step": s.index + 1} | _flat_row(s.metrics) for s in store.list_steps(session, job_id)]
+    layers = list(dict.fromkeys(k for r in rows for k in r if k.startswith("sparsity_")))
+    known = set(RUN_COLUMNS) | set(CSV_COLUMNS) | set(layers)
+    columns = RUN_COLUMNS + CSV_COLUMNS + layers + sorted({k for r in rows for k in r} - known)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -371,7 +447,7 @@ def export_csv(job_id: JobId, session: DB, user: Reader) -> Response:
     responses=error_responses(*READ_ERRORS, 404),
     summary="The job, its baseline and every step with layer masks (like result.json)",
 )
-def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
+def export_json(job_id: JobId, session: DB, user: Reader, settings: AppSettings) -> Response:
     job = job_or_404(session, job_id)
     steps = store.list_steps(session, job_id)
     masks = store.job_masks(session, job_id) if steps else {}
@@ -384,7 +460,7 @@ def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
                 entry = {**entry, "mask": {"block_shape": m.block_shape, "grid": m.grid}, "density": m.density}
             layers.append(entry)
         out_steps.append({**s.metrics, "index": s.index, "layers": layers})
-    body = {"job": store.job_to_dict(job), "baseline": job.baseline, "steps": out_steps}
+    body = {"job": public_jobs(session, settings, [job])[0], "baseline": job.baseline, "steps": out_steps}
     return respond(
         JobExport, body, headers={"Content-Disposition": f'attachment; filename="prunelab-job-{job_id}.json"'}
     )
@@ -397,10 +473,14 @@ def export_json(job_id: JobId, session: DB, user: Reader) -> Response:
         200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         **error_responses(*READ_ERRORS, 403, 404),
     },
-    summary="Download a step's checkpoint (default: the latest step)",
+    summary="Download a step's checkpoint (default: the latest step); index 15 downloads as ...-step-16.pt",
 )
 def checkpoint(
-    job_id: JobId, session: DB, user: Reader, settings: AppSettings, step: int | None = Query(None, ge=0, le=10**9)
+    job_id: JobId,
+    session: DB,
+    user: Reader,
+    settings: AppSettings,
+    step: int | None = Query(None, ge=0, le=10**9, description="0-based step index; default the latest"),
 ) -> FileResponse:
     job_or_404(session, job_id)
     row = store.get_step(session, job_id, step)
@@ -418,5 +498,5 @@ def checkpoint(
     if not path.is_file():
         raise api_error(404, f"checkpoint file of step {row.index} is missing", "step", value=row.index)
     return FileResponse(
-        path, media_type="application/octet-stream", filename=f"prunelab-job-{job_id}-step-{row.index}.pt"
+        path, media_type="application/octet-stream", filename=f"prunelab-job-{job_id}-step-{row.index + 1}.pt"
     )

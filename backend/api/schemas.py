@@ -53,7 +53,9 @@ def error_responses(*codes: int, by_ref: bool = False) -> dict[int | str, dict[s
         409: "The job's state does not allow this",
         413: "Request body larger than PRUNELAB_MAX_REQUEST_BYTES",
         422: "Invalid input: one entry per field, naming the allowed values",
-        429: "Too many queued or running jobs for this user (PRUNELAB_MAX_QUEUED_JOBS_PER_USER)",
+        429: "Too many failed authentications from this client (wait for Retry-After seconds), or too many "
+        "queued or running jobs for this user (PRUNELAB_MAX_QUEUED_JOBS_PER_USER; with auth off "
+        "PRUNELAB_MAX_QUEUED_JOBS_ANONYMOUS)",
     }
     if by_ref:
         content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -61,9 +63,9 @@ def error_responses(*codes: int, by_ref: bool = False) -> dict[int | str, dict[s
     return {code: {"model": ErrorBody, "description": described[code]} for code in sorted(codes)}
 
 
-# Error statuses by kind of route.
-READ_ERRORS = (401, 422)
-WRITE_ERRORS = (401, 403, 422)
+# Error statuses by kind of route (429: a client whose tokens failed too often waits).
+READ_ERRORS = (401, 422, 429)
+WRITE_ERRORS = (401, 403, 422, 429)
 
 # ---------------------------------------------------------------- jobs
 
@@ -84,6 +86,7 @@ class JobBase(BaseModel):
     method: str = Field(description="method kind: block, magnitude, channel, group_lasso")
     schedule: str = Field(description="schedule kind: oneshot, iterative")
     tags: list[str]
+    notes: str = Field("", description="free text of the researcher (PATCH /api/jobs/{id})")
 
 
 class JobPublic(JobBase):
@@ -101,8 +104,21 @@ class JobPublic(JobBase):
     updated_at: Timestamp | None
     started_at: Timestamp | None
     finished_at: Timestamp | None
-    baseline: dict[str, Any] | None = Field(description="metrics of the trained baseline")
+    baseline: dict[str, Any] | None = Field(
+        description="metrics of the trained baseline; `history`: its training curve, one "
+        "{epoch, loss, val_accuracy} per epoch (null when it came from an older cache entry)"
+    )
+    group_id: int | None = Field(None, description="the group (sweep) the job was submitted in")
     summary: JobSummary
+    queue_position: int | None = Field(
+        None, description="queued jobs: place among the queued jobs of its queue, 1 = next; else null"
+    )
+    expected_start_s: float | None = Field(
+        None,
+        description="queued jobs: estimated seconds until it starts, from the measured durations of finished "
+        "jobs of the same model and dataset and the online workers of its queue; null when there is no such "
+        "measurement (or no worker)",
+    )
 
 
 class JobList(BaseModel):
@@ -114,6 +130,39 @@ class JobList(BaseModel):
 
 class JobDeleted(BaseModel):
     deleted: int
+
+
+# ---------------------------------------------------------------- groups (sweeps)
+
+
+class GroupCounts(BaseModel):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class GroupPublic(BaseModel):
+    id: int
+    name: str
+    sweep: dict[str, list[Any]] | None = Field(description='the sweep it expanded: {"dotted.path": [values]}')
+    owner: str | None
+    created_at: Timestamp | None
+    jobs: int = Field(description="jobs in the group")
+    counts: GroupCounts = Field(description="its jobs by status")
+
+
+class GroupList(BaseModel):
+    items: list[GroupPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class GroupSubmitted(BaseModel):
+    group: GroupPublic
+    jobs: list[JobPublic] = Field(description="one per combination of the sweep, in the order of the expansion")
 
 
 # ---------------------------------------------------------------- steps and masks
@@ -134,10 +183,19 @@ class StepLayer(_Open):
     sparsity: Number | None = None
 
 
+class EpochPoint(_Open):
+    epoch: int
+    loss: Number | None = None
+    val_accuracy: Number | None = None
+
+
 class StepPublic(_Open):
     """One pruning step's measurements (the engine's step dict, masks left out)."""
 
     index: int
+    history: list[EpochPoint] | None = Field(
+        None, description="the step's fine-tuning curve, one entry per epoch (null when none ran)"
+    )
     created_at: Timestamp | None = None
     target_sparsity: Number | None = None
     sparsity: Number | None = None

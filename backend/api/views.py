@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from backend import store
-from backend.api.deps import DB, MAX_ID, api_error, invalid
+from backend.api.deps import DB, MAX_ID, AppSettings, api_error, invalid, public_jobs
 from backend.api.schemas import READ_ERRORS, Catalog, CompareResponse, Health, Me, error_responses, respond
 from backend.auth import Reader
 
@@ -61,6 +61,7 @@ def downsample(items: list, points: int) -> list:
 def compare(
     session: DB,
     user: Reader,
+    settings: AppSettings,
     ids: str = Query(..., description="job ids, comma separated (at most 200)"),
     points: int = Query(200, ge=2, le=2000),
 ) -> Response:
@@ -80,9 +81,10 @@ def compare(
         detail = f"jobs not found: {', '.join(map(str, missing))}"
         raise api_error(404, "jobs not found", "ids", value=missing, detail=detail)
     curves = store.step_curves(session, job_ids)
+    public = dict(zip(job_ids, public_jobs(session, settings, [jobs[j] for j in job_ids])))
     runs = [
         {
-            "job": store.job_to_dict(jobs[j]),
+            "job": public[j],
             "points": [_point(m) for m in downsample(curves[j], points)],
             "total_points": len(curves[j]),
         }

@@ -1,6 +1,8 @@
 """The HTTP API against a real database (SQLite file and Postgres), enqueueing on a real Celery broker
 (kombu's SQLAlchemy transport in a temp dir). Steps are stored through backend.store, as the worker does."""
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -288,14 +290,29 @@ def test_compare_downsamples(client, spec_dict, db_url, step_factory):
 
 
 def test_exports(client, spec_dict, db_url, step_factory):
-    job_id = submit(client, spec_dict())["id"]
-    add_steps(db_url, job_id, [step_factory(i) for i in range(2)])
+    job_id = submit(client, spec_dict(name="lenet, \"quoted\""))["id"]
+    steps = [step_factory(i) for i in range(2)]
+    steps[1]["latency"]["layer_forms"] = {"fc1": "bsr", "fc2": "dense"}
+    add_steps(db_url, job_id, steps)
     r = client.get(f"/api/jobs/{job_id}/export.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    lines = r.text.strip().splitlines()
-    header = lines[0].split(",")
-    assert len(lines) == 3 and header[:3] == ["index", "target_sparsity", "sparsity"]
-    assert "latency_speedup" in header and lines[1].split(",")[0] == "0"
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    header = r.text.splitlines()[0].split(",")
+    assert header[:6] == ["run_id", "run_name", "model", "dataset", "method", "step"]
+    assert len(rows) == 2 and [row["step"] for row in rows] == ["1", "2"]  # 1-based, for people
+    for row in rows:  # the run on every row
+        assert (row["run_id"], row["run_name"], row["model"], row["dataset"], row["method"]) == (
+            str(job_id),
+            'lenet, "quoted"',
+            "lenet300_100",
+            "digits",
+            "block",
+        )
+    assert "index" not in header and "layers" not in header
+    assert float(rows[1]["sparsity_fc1"]) == pytest.approx(steps[1]["layers"][0]["sparsity"])
+    assert float(rows[0]["sparsity_fc2"]) == pytest.approx(steps[0]["layers"][1]["sparsity"])
+    assert json.loads(rows[1]["latency_layer_forms"]) == {"fc1": "bsr", "fc2": "dense"}  # JSON, not a repr
+    assert rows[0]["latency_layer_forms"] == "" and rows[1]["latency_speedup"] == "1.33"
     exported = json.loads(client.get(f"/api/jobs/{job_id}/export.json").content)
     assert exported["job"]["id"] == job_id and len(exported["steps"]) == 2
     layer = exported["steps"][1]["layers"][0]
@@ -317,7 +334,8 @@ def test_checkpoint_download_and_traversal_refused(client, spec_dict, db_url, st
     ckpt.write_bytes(b"\x80weights")
     r = client.get(f"/api/jobs/{job_id}/checkpoint", params={"step": 0})
     assert r.status_code == 200 and r.content == b"\x80weights"
-    assert "attachment" in r.headers["content-disposition"]
+    # index 0 on disk (step_0.pt) is the first step: its download is named step-1
+    assert r.headers["content-disposition"] == f'attachment; filename="prunelab-job-{job_id}-step-1.pt"'
     for step in (1, 2):
         r = client.get(f"/api/jobs/{job_id}/checkpoint", params={"step": step})
         assert r.status_code == 403 and "do not serve" not in r.text
@@ -400,7 +418,7 @@ import sys
 from fastapi.testclient import TestClient
 from backend.api import create_app
 from core.settings import Settings
-s = Settings(home={str(tmp_path)!r}, database_url={db_url!r})
+s = Settings(home={str(tmp_path)!r}, database_url={db_url!r}, allowed_hosts="testserver")
 c = TestClient(create_app(s))
 spec = {{"model": "lenet300_100", "dataset": "digits", "method": {{"kind": "block"}},
         "schedule": {{"kind": "oneshot"}}, "device": "cpu"}}

@@ -5,17 +5,18 @@ import pytest
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the document is the same on Postgres
 
-# (method, path) -> error statuses it answers. Reads answer 401 with PRUNELAB_AUTH=tokens, writes also 403;
-# 422 wherever a parameter or body is validated.
-READ = {401, 422}
-WRITE = {401, 403, 422}
+# (method, path) -> error statuses it answers. Reads answer 401 with PRUNELAB_AUTH=tokens (429 to a client
+# whose tokens failed too often), writes also 403; 422 wherever a parameter or body is validated.
+READ = {401, 422, 429}
+WRITE = {401, 403, 422, 429}
 ERRORS = {
     ("post", "/api/jobs"): WRITE | {413, 429},
     ("get", "/api/jobs"): READ,
     ("get", "/api/jobs/{job_id}"): READ | {404},
     ("delete", "/api/jobs/{job_id}"): WRITE | {404},
+    ("patch", "/api/jobs/{job_id}"): WRITE | {404},
     ("post", "/api/jobs/{job_id}/cancel"): WRITE | {404, 409},
-    ("post", "/api/jobs/{job_id}/retry"): WRITE | {404, 409, 429},
+    ("post", "/api/jobs/{job_id}/retry"): WRITE | {404, 409},
     ("get", "/api/jobs/{job_id}/steps"): READ | {404},
     ("get", "/api/jobs/{job_id}/layers/{layer}/mask"): READ | {404},
     ("get", "/api/jobs/{job_id}/export.csv"): READ | {404},

@@ -70,6 +70,7 @@ class Team:
             broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
             artifact_dir=tmp_path / "artifacts",
             auth="tokens",
+            allowed_hosts="testserver",  # Starlette's TestClient
         )
         db.upgrade(self.settings.database_url)
         self.tokens: dict[str, str] = {}
