@@ -27,6 +27,7 @@ from backend.models import (
     ApiToken,
     Job,
     JobAttempt,
+    JobGroup,
     JobTag,
     LayerMask,
     Step,
@@ -258,6 +259,7 @@ def list_jobs(
     tag: str | None = None,
     owner: str | None = None,
     q: str | None = None,
+    group: int | None = None,
     sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
@@ -282,6 +284,8 @@ def list_jobs(
         where.append(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
     if owner:
         where.append(Job.owner_id.in_(select(User.id).where(User.name == owner)))
+    if group is not None:
+        where.append(Job.group_id == group)
     descending = sort.startswith("-")
     key = sort.lstrip("-+ ")
     if key not in SORT_COLUMNS:
@@ -649,12 +653,13 @@ def add_step(session: Session, job_id: int, step: dict[str, Any], *, attempt: in
     if job is None:
         return None
     metrics, masks = _split_step(step)
+    history = metrics.pop("history", None)  # the step's fine-tuning curve: steps.history, not its metrics
     # INSERT .. ON CONFLICT DO NOTHING: a concurrent writer of the same step loses quietly, without a
     # savepoint (pysqlite's SAVEPOINT outside a transaction would commit half of this step).
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
     step_id = session.scalar(
         insert(Step)
-        .values(job_id=job_id, index=index, metrics=metrics, created_at=utcnow())
+        .values(job_id=job_id, index=index, metrics=metrics, history=history, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["job_id", "index"])
         .returning(Step.id)
     )
@@ -911,6 +916,81 @@ def last_step_id(session: Session) -> int:
     return int(session.scalar(select(func.max(Step.id))) or 0)
 
 
+# ---------------------------------------------------------------- groups (sweeps)
+
+
+def create_group_within_limit(
+    session: Session, name: str, sweep: dict[str, Any] | None, specs: list[Any], owner_id: int | None, limit: int
+) -> tuple[JobGroup, list[Job]] | None:
+    """A group and one queued job per validated spec, unless the owner's queued or running jobs plus these
+    would exceed `limit` (then None, nothing added). The whole group is counted under the owner's lock
+    (lock_owner_queue), so concurrent submits cannot overshoot the limit; the caller commits."""
+    lock_owner_queue(session, owner_id)
+    if count_active_jobs_of(session, owner_id) + len(specs) > limit:
+        return None
+    group = JobGroup(name=name, sweep=sweep, owner_id=owner_id)
+    session.add(group)
+    session.flush()
+    jobs = []
+    for spec in specs:
+        job = create_job(session, spec, owner_id=owner_id)
+        job.group_id = group.id
+        jobs.append(job)
+    session.flush()
+    return group, jobs
+
+
+def get_group(session: Session, group_id: int) -> dict[str, Any] | None:
+    """The group JSON (group_to_dict), None if there is none."""
+    row = session.execute(
+        select(JobGroup, User.name).outerjoin(User, User.id == JobGroup.owner_id).where(JobGroup.id == group_id)
+    ).first()
+    return None if row is None else group_to_dict(row[0], row[1], group_counts(session, group_id))
+
+
+def list_groups(session: Session, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Groups, newest first, each with its job counts by status (one grouped query over the page's groups)."""
+    total = int(session.scalar(select(func.count()).select_from(JobGroup)) or 0)
+    rows = session.execute(
+        select(JobGroup, User.name)
+        .outerjoin(User, User.id == JobGroup.owner_id)
+        .order_by(JobGroup.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    ids = [g.id for g, _ in rows]
+    counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+    if ids:
+        for group_id, status, n in session.execute(
+            select(Job.group_id, Job.status, func.count())
+            .where(Job.group_id.in_(ids))
+            .group_by(Job.group_id, Job.status)
+        ):
+            counts[group_id][status] = int(n)
+    return [group_to_dict(g, owner, counts[g.id]) for g, owner in rows], total
+
+
+def group_counts(session: Session, group_id: int) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).where(Job.group_id == group_id).group_by(Job.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
+def group_to_dict(group: JobGroup, owner: str | None, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "sweep": group.sweep,
+        "owner": owner,
+        "created_at": iso(group.created_at),
+        "jobs": sum(counts.values()),
+        "counts": {status: counts.get(status, 0) for status in JOB_STATUSES},
+    }
+
+
+def group_job_ids(session: Session, group_id: int) -> list[int]:
+    return [int(i) for i in session.scalars(select(Job.id).where(Job.group_id == group_id).order_by(Job.id))]
+
+
 # ---------------------------------------------------------------- JSON shapes
 
 
@@ -946,6 +1026,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "baseline": job.baseline,
+        "group_id": job.group_id,
+        "source_job_id": job.source_job_id,
         "summary": {
             "steps": job.steps_done,
             "sparsity": job.last_sparsity,
@@ -958,7 +1040,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 
 def step_to_dict(step: Step) -> dict[str, Any]:
-    return {**step.metrics, "index": step.index, "created_at": iso(step.created_at)}
+    return {**step.metrics, "index": step.index, "created_at": iso(step.created_at), "history": step.history}
 
 
 # ---- queries used by the API routes

@@ -28,6 +28,9 @@ ERRORS = {
     ("get", "/api/health"): set(),
     ("get", "/api/events"): READ,
     ("get", "/api/workers"): READ,
+    ("post", "/api/groups"): WRITE | {413, 429},
+    ("get", "/api/groups"): READ,
+    ("get", "/api/groups/{group_id}"): READ | {404},
 }
 NOT_JSON = {
     ("get", "/api/jobs/{job_id}/export.csv"): "text/csv",
