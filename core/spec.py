@@ -360,6 +360,9 @@ class JobSpec(_Strict):
                 message = f"unknown {word} {listed} for model {self.model}; allowed: {allowed}"
                 problems.append(SpecError(field, message, allowed))
         problems += self._schedule_problems()
+        if self.pretrained and not self.model.startswith("torchvision:"):
+            message = f"only torchvision models have pretrained weights, not {self.model}"
+            problems.append(SpecError("pretrained", message, "false"))
         if self.schedule.after == "rewind" and self.schedule.rewind_epoch > self.train.epochs:
             problems.append(
                 SpecError(

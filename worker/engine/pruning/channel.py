@@ -20,11 +20,18 @@ Torch-Pruning's pruning history rebuilds the smaller structure on a fresh model 
 
 The pruner remembers which original output/input channels of each selected layer survive, so reports
 show the layer in its original 2-D view with removed rows (filters) and columns (input channels).
+
+Structures (torchvision's zoo): grouped and depthwise convolutions, squeeze-excite blocks, concatenations
+(DenseNet, Inception) and residual sums are followed by Torch-Pruning's dependency graph. A group that
+contains an nn.MultiheadAttention (ViT's embedding width) keeps a multiple of its heads, and ViT's
+hidden_dim follows the pruned embedding. Models whose channel dependencies the graph cannot follow
+(ShuffleNet-V2's channel shuffle, Swin's shifted windows) are refused with one line naming the layer.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch_pruning as tp
@@ -33,6 +40,38 @@ from torch import nn
 from worker.engine.pruning.base import PRUNABLE, Pruner, find_layers, layer_kind
 
 IMPORTANCES = ("l1", "l2", "bn_scale")
+
+# Layer types whose channels Torch-Pruning's dependency graph cannot follow, and why.
+UNSUPPORTED = {
+    "ShiftedWindowAttention": "Swin's shifted-window attention (its window partition reshapes are not traced)",
+    "ShiftedWindowAttentionV2": "Swin-V2's shifted-window attention (its window partition reshapes are not traced)",
+    "InvertedResidual@shufflenetv2": "ShuffleNet-V2's channel shuffle (a reshape-transpose that interleaves groups)",
+}
+
+
+class ChannelPruningRefused(ValueError):
+    """The model (or the chosen layers) cannot lose channels: one line naming the layer and what can."""
+
+
+def refuse_unsupported(model: nn.Module) -> None:
+    """Raise ChannelPruningRefused for a model with a layer type the dependency graph cannot follow."""
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        key = kind if kind in UNSUPPORTED else f"{kind}@{type(module).__module__.rsplit('.', 1)[-1]}"
+        if key in UNSUPPORTED:
+            raise ChannelPruningRefused(
+                f"method.kind: channel pruning cannot remove channels of layer {name} ({kind}): {UNSUPPORTED[key]}; "
+                "block and magnitude pruning work on every Conv2d and Linear layer of this model"
+            )
+
+
+def sync_attributes(model: nn.Module) -> None:
+    """Attributes that torchvision's forward reads and Torch-Pruning does not update."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    for module in model.modules():
+        if isinstance(module, VisionTransformer):
+            module.hidden_dim = module.conv_proj.out_channels
 
 
 def channel_alignment(channels: int) -> int:
@@ -63,11 +102,16 @@ def _in_channels(module: nn.Module) -> int:
 class _GroupInfo:
     """A prunable dependency group: its root layer, channel count and the selected layers it shrinks."""
 
-    def __init__(self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]], conv: bool, group):
+    def __init__(
+        self, root: str, channels: int, outs: list[str], ins: list[tuple[str, float]], conv: bool, group, heads: int = 0
+    ):
         self.root = root
         self.group = group  # the Torch-Pruning group with every channel (for scores)
         self.conv = conv
         self.channels = channels
+        self.heads = heads  # attention heads sharing these channels: what remains must be a multiple of it
+        base = channel_alignment(channels) if conv else 1
+        self.align = math.lcm(base, heads) if heads else base
         self.outs = outs  # selected layers whose output channels are the group's channels
         self.ins = ins  # (selected layer, input features per group channel)
         self.remove = 0  # channels to remove this round
@@ -78,6 +122,7 @@ class ChannelPruner(Pruner):
 
     def __init__(self, model: nn.Module, layer_names: list[str], example_input: torch.Tensor, importance: str = "l1"):
         super().__init__(layer_names)
+        refuse_unsupported(model)
         if importance not in IMPORTANCES:
             raise ValueError(f"method.importance: unknown importance {importance!r}; allowed: {', '.join(IMPORTANCES)}")
         layers = find_layers(model, layer_names)
@@ -126,7 +171,10 @@ class ChannelPruner(Pruner):
             root = group[0].dep.target.module
             channels = _out_channels(root)
             outs, ins = [], []
+            heads = 0
             for dep, idxs in group:
+                if isinstance(dep.target.module, nn.MultiheadAttention):
+                    heads = math.lcm(heads or 1, dep.target.module.num_heads)
                 name = names.get(dep.target.module)
                 if name not in self.keep_out:
                     continue
@@ -135,7 +183,8 @@ class ChannelPruner(Pruner):
                 elif graph.is_in_channel_pruning_fn(dep.handler):
                     ins.append((name, len(idxs) / channels))
             if channels > 1:
-                groups.append(_GroupInfo(names[root], channels, outs, ins, isinstance(root, nn.Conv2d), group))
+                conv = isinstance(root, nn.Conv2d)
+                groups.append(_GroupInfo(names[root], channels, outs, ins, conv, group, heads))
         return groups
 
     def _layer_numels(self, model: nn.Module) -> dict[str, int]:
@@ -171,14 +220,21 @@ class ChannelPruner(Pruner):
         shared_layers = [n for n in self.layer_names if n not in layer_sparsity]
         shared_target = targets[shared_layers[0]] if shared_layers else 0.0
 
+        def valid(g: _GroupInfo, remove: int) -> bool:
+            return floor.get(g.root, 0) <= remove <= g.channels - 1 and (
+                not g.heads or (g.channels - remove) % g.heads == 0
+            )
+
         def set_ratio(members: list[_GroupInfo], ratio: float) -> None:
             for g in members:
                 remove = round(g.channels * ratio)
-                align = channel_alignment(g.channels) if g.conv else 1
-                if remove and align > 1:
-                    kept = max(align, round((g.channels - remove) / align) * align)
+                if remove and g.align > 1:
+                    kept = max(g.align, round((g.channels - remove) / g.align) * g.align)
                     remove = max(0, g.channels - kept)
-                g.remove = max(floor.get(g.root, 0), min(g.channels - 1, remove))
+                remove = max(floor.get(g.root, 0), min(g.channels - 1, remove))
+                if g.heads:  # a threshold's floor may break the multiple of heads: keep fewer channels
+                    remove = g.channels - max(g.heads, (g.channels - remove) // g.heads * g.heads)
+                g.remove = remove
 
         def sparsity_of(layer_names: list[str]) -> float:
             kept = self._simulate(numels, model, groups)
@@ -207,11 +263,10 @@ class ChannelPruner(Pruner):
             for _ in range(4 * len(members)):
                 best = None
                 for g in members:
-                    step = channel_alignment(g.channels) if g.conv else 1
-                    for change in (step, -step):
+                    for change in (g.align, -g.align):
                         before = g.remove
                         g.remove = before + change
-                        if floor.get(g.root, 0) <= g.remove <= g.channels - 1:
+                        if valid(g, g.remove):
                             candidate = abs(sparsity_of(layer_names) - target)
                             if candidate < error - 1e-12 and (best is None or candidate < best[0]):
                                 best = (candidate, g, g.remove)
@@ -251,6 +306,7 @@ class ChannelPruner(Pruner):
                 elif name in self.keep_in and graph.is_in_channel_pruning_fn(dep.handler):
                     self.keep_in[name] = _drop(self.keep_in[name], idxs)
             group.prune()
+        sync_attributes(model)
         self.history += [list(entry) for entry in pruner.pruning_history()]
 
     # --- the Pruner interface -------------------------------------------------------------------
@@ -273,6 +329,7 @@ class ChannelPruner(Pruner):
         history replayed), so a checkpoint of the smaller model loads into it."""
         if self.history:
             self._tp(model).load_pruning_history([list(entry) for entry in self.history])
+            sync_attributes(model)
         return model
 
     def rewind(self, model: nn.Module, state: dict) -> None:
