@@ -84,6 +84,7 @@ def load_spec(path: Path) -> dict[str, Any]:
     import yaml
 
     from core.spec import SpecError, parse_spec
+    from core.sweep import expand
 
     try:
         data = yaml.safe_load(path.read_text())
@@ -92,7 +93,10 @@ def load_spec(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise ClientError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
     try:
-        parse_spec(data)
+        if isinstance(data, dict) and "sweep" in data:
+            expand(data)  # every combination checked here (the server's PRUNELAB_MAX_SWEEP_JOBS may be lower)
+        else:
+            parse_spec(data)
     except SpecError as err:
         raise ClientError(f"{path}: {err}") from None
     return data
@@ -107,6 +111,8 @@ def submit(spec_path: Path, server: str, token: str | None, wait: bool, interval
     job = None
     try:
         spec = load_spec(spec_path)
+        if "sweep" in spec:
+            return _submit_sweep(client, spec, wait, interval_s)
         job = client.request("POST", "/api/jobs", json=spec)
         print(job_page_url(client.server, job["id"]), flush=True)
         if not wait:
@@ -121,6 +127,29 @@ def submit(spec_path: Path, server: str, token: str | None, wait: bool, interval
         return 1 if isinstance(err, JobEnded) else 2
     finally:
         client.close()
+
+
+def _submit_sweep(client: Client, spec: dict[str, Any], wait: bool, interval_s: float) -> int:
+    """A spec with `sweep`: one group of jobs (POST /api/groups); prints the group's compare page and each
+    job's page; --wait follows the jobs one after another (1 when any of them did not succeed)."""
+    created = client.request("POST", "/api/groups", json=spec)
+    group, jobs = created["group"], created["jobs"]
+    print(f"{client.server}/#/compare?group={group['id']}", flush=True)
+    for job in jobs:
+        print(f"{job_page_url(client.server, job['id'])}  {job['name']}", flush=True)
+    if not wait:
+        return 0
+    failed = []
+    for job in jobs:
+        try:
+            follow(client, job, interval_s)
+        except JobEnded as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(job["id"])
+    if failed:
+        print(f"error: {len(failed)} of {len(jobs)} jobs of group {group['id']} did not succeed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def follow(client: Client, job: dict[str, Any], interval_s: float = 1.0) -> int:

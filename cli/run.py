@@ -102,6 +102,8 @@ def read_spec(spec_path: Path) -> JobSpec | list[str]:
         return [f"spec: {spec_path} is nested too deeply to read"]
     if not isinstance(data, dict):
         return ["spec: must be a mapping of fields (name, model, dataset, train, method, schedule, ...)"]
+    if "sweep" in data:
+        return _sweep_refused(spec_path, data)
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
@@ -110,6 +112,21 @@ def read_spec(spec_path: Path) -> JobSpec | list[str]:
         return [str(exc)]
     except RecursionError:
         return [f"spec: {spec_path} is nested too deeply to validate"]
+
+
+def _sweep_refused(spec_path: Path, data: dict) -> list[str]:
+    """`prunelab run` runs one experiment; a sweep is many: its problems, or one line saying where it goes."""
+    from core.sweep import expand
+
+    try:
+        count = len(expand(data))
+    except SpecError as exc:
+        return [str(exc)]
+    return [
+        f"sweep: {spec_path} is a sweep of {count} jobs and `prunelab run` runs one experiment; submit it to a "
+        f"server as one group: `prunelab submit {spec_path} --server URL` (or `prunelab serve` and then "
+        "`prunelab submit` to http://127.0.0.1:8000)"
+    ]
 
 
 def _first_missing(path: Path) -> Path | None:

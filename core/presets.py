@@ -134,3 +134,30 @@ PRESETS: list[dict] = [
         ["seed-000", "resnet18", "block"],
     ),
 ]
+
+# Sweeps: one spec with `sweep` (core.sweep) that the form submits as one group of jobs. Kept apart from
+# PRESETS, which are single jobs (`prunelab serve --example` queues those); the catalog offers both.
+SWEEP_PRESETS: list[dict] = [
+    # The same study as examples/lenet-digits-block-sweep.yaml.
+    {
+        "name": "lenet-digits-block-sweep",
+        "label": "LeNet-300-100, block sizes 2..6 x 3 seeds, iterative, one group of 15 runs (block pruning paper)",
+        "spec": {
+            "name": "lenet-digits-block-sweep",
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "train": dict(_LENET_TRAIN),
+            "method": {"kind": "block", "block_size": 2, "score": "mean_abs"},
+            "schedule": {
+                "kind": "iterative",
+                "rate": 0.2,
+                "layer_rates": {"fc3": 0.1},
+                "rounds": 16,
+                "finetune_epochs": 1,
+            },
+            "seed": 0,
+            "tags": ["lenet", "block", "block-size-study"],
+            "sweep": {"method.block_size": [2, 3, 4, 5, 6], "seed": [0, 1, 2]},
+        },
+    },
+]

@@ -620,7 +620,7 @@ SCHEDULE_LABELS = {
 
 def catalog() -> dict[str, Any]:
     """Everything a client needs to build a job form: choices, parameters, ranges, defaults, presets."""
-    from core.presets import PRESETS  # local import: presets are data, loaded on demand
+    from core.presets import PRESETS, SWEEP_PRESETS  # local import: presets are data, loaded on demand
 
     return {
         "models": [
@@ -647,5 +647,5 @@ def catalog() -> dict[str, Any]:
         "train": {"params": _params(TrainSpec, skip=())},
         "measure": {"params": _params(MeasureSpec, skip=())},
         "devices": ["auto", "cpu", "cuda"],
-        "presets": PRESETS,
+        "presets": PRESETS + SWEEP_PRESETS,
     }

@@ -287,7 +287,7 @@ def baseline(
             "key": spec.training_key(),
             "state": state_copy(model),
             "snapshots": result.snapshots,
-            "metrics": {"train_seconds": train_seconds, "best_epoch": result.best_epoch},
+            "metrics": {"train_seconds": train_seconds, "best_epoch": result.best_epoch, "history": result.history},
         }
         atomic_save(entry, path)
     evict_baselines(Path(cache_dir), cache_cap_bytes, keep=path)
@@ -304,6 +304,8 @@ def baseline(
         "flops": measured["flops_dense"],
         "latency": measured.get("latency"),
         "train_seconds": train_seconds,
+        # the training curve, kept with the cached baseline (None: cached before curves were recorded)
+        "history": entry["metrics"].get("history"),
         "cached": cached,
         "device": str(device),
     }
@@ -604,6 +606,7 @@ class Job:
             **_measure(model, pruner, self.spec, self.splits, self.device, self.latency_budget_s),
             "seconds": 0.0,
             "checkpoint": f"checkpoints/{_checkpoint(self.out_dir, k).name}",
+            "history": recovered.history if recovered is not None else None,  # the fine-tuning curve
             "layers": layers,
         }
         step["seconds"] = time.perf_counter() - started

@@ -60,6 +60,9 @@ class TrainResult:
     seconds: float
     train_loss: float  # mean loss of the last epoch
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    # The training curve: {"epoch", "loss" (mean training loss of the epoch), "val_accuracy"} per epoch; epoch
+    # 0 is the starting weights (no loss). val_accuracy is null when keep_best is off (no per-epoch evaluation).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class CancelCheck:
@@ -143,11 +146,13 @@ def train(
     if 0 in snapshot_epochs:
         snapshots[0] = state_copy(model)
     best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[dict[str, Any]] = []
     if keep_best:
         best_acc, _ = evaluate(model, splits.val)
         best_state = state_copy(model) if cfg.epochs > 0 else None
+        history.append({"epoch": 0, "loss": None, "val_accuracy": best_acc})
     if cfg.epochs == 0:
-        return TrainResult(max(best_acc, 0.0), 0, 0, time.perf_counter() - started, float("nan"), snapshots)
+        return TrainResult(max(best_acc, 0.0), 0, 0, time.perf_counter() - started, float("nan"), snapshots, history)
 
     optimizer = make_optimizer(model, cfg)
     n = len(splits.train)
@@ -192,11 +197,13 @@ def train(
         epoch_loss = float(loss_sum) / steps_per_epoch
         if epoch in snapshot_epochs:
             snapshots[epoch] = state_copy(model)
+        val_acc = None
         if keep_best:
             val_acc, _ = evaluate(model, splits.val)
             if val_acc > best_acc:
                 best_acc, best_epoch, best_state = val_acc, epoch, state_copy(model)
             model.train()
+        history.append({"epoch": epoch, "loss": epoch_loss, "val_accuracy": val_acc})
         if on_progress is not None:
             on_progress(epoch / cfg.epochs, f"{label}: epoch {epoch}/{cfg.epochs} done")
     if keep_best and best_state is not None and best_epoch != cfg.epochs:
@@ -205,4 +212,4 @@ def train(
         best_acc, _ = evaluate(model, splits.val)
         best_epoch = cfg.epochs
     model.eval()
-    return TrainResult(best_acc, best_epoch, cfg.epochs, time.perf_counter() - started, epoch_loss, snapshots)
+    return TrainResult(best_acc, best_epoch, cfg.epochs, time.perf_counter() - started, epoch_loss, snapshots, history)
