@@ -1208,6 +1208,12 @@ def queue_estimates(
     return out
 
 
+def workers_version(session: Session) -> tuple:
+    """Changes when a worker registers, beats or stops (the expected starts of queued jobs depend on it)."""
+    q = select(func.count(), func.max(Worker.last_heartbeat), func.count(Worker.stopped_at)).select_from(Worker)
+    return tuple(session.execute(q).one())
+
+
 def job_to_public(job: Job, estimates: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The API's Job JSON: job_to_dict with the notes and, for a queued job, its place in the queue."""
     place = (estimates or {}).get(job.id, {})
@@ -1217,3 +1223,46 @@ def job_to_public(job: Job, estimates: dict[int, dict[str, Any]] | None = None) 
         "queue_position": place.get("queue_position"),
         "expected_start_s": place.get("expected_start_s"),
     }
+
+
+# ---- sensitivity grids
+
+from backend.models import SensitivityPoint  # noqa: E402  (this block is appended; imports above are shared)
+
+
+def add_sensitivity(session: Session, job_id: int, rows: list[dict[str, Any]], *, attempt: int | None = None) -> int:
+    """Store rows of a sensitivity scan (each: layer, position, sparsity and its metrics). With `attempt`,
+    fenced like add_step: the job row is updated first under the fence (LeaseLost, nothing stored, when the
+    attempt no longer holds the job). A (layer, sparsity) already stored is left alone (a redelivered job
+    scans again). Returns the rows inserted."""
+    if attempt is not None:
+        _fenced(session, job_id, attempt, updated_at=utcnow())
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    added = 0
+    for row in rows:
+        metrics = {k: v for k, v in row.items() if k not in ("layer", "sparsity", "position")}
+        added += session.execute(
+            insert(SensitivityPoint)
+            .values(
+                job_id=job_id,
+                position=int(row["position"]),
+                layer=str(row["layer"]),
+                sparsity=float(row["sparsity"]),
+                metrics=metrics,
+            )
+            .on_conflict_do_nothing(index_elements=["job_id", "layer", "sparsity"])
+        ).rowcount
+    if attempt is None:
+        session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
+    session.flush()
+    return added
+
+
+def sensitivity_grid(session: Session, job_id: int) -> list[dict[str, Any]]:
+    """A job's stored sensitivity rows, layers in network order, each layer's sparsities ascending."""
+    q = (
+        select(SensitivityPoint)
+        .where(SensitivityPoint.job_id == job_id)
+        .order_by(SensitivityPoint.position, SensitivityPoint.sparsity)
+    )
+    return [{"layer": p.layer, "position": p.position, "sparsity": p.sparsity, **p.metrics} for p in session.scalars(q)]

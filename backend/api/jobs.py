@@ -108,9 +108,17 @@ def _over_limit(user, owner_id: int | None, settings) -> ApiError:
     summary="Submit a job (the spec of `prunelab run`, as JSON)",
 )
 def submit_job(
-    request: Request, session: DB, user: Writer, spec: Annotated[JobSpec, Body(examples=[SPEC_EXAMPLE])]
+    request: Request,
+    session: DB,
+    user: Writer,
+    spec: Annotated[JobSpec, Body(examples=[SPEC_EXAMPLE])],
+    source_job_id: int | None = Query(
+        None, ge=1, le=2**31 - 1, description="the sensitivity job whose allocation this spec runs (a link back)"
+    ),
 ) -> Response:
     settings = request.app.state.settings
+    if source_job_id is not None and store.get_job(session, source_job_id) is None:
+        raise invalid(("query", "source_job_id"), f"no job {source_job_id}", "the id of a stored job", source_job_id)
     too_long = epoch_errors(spec, settings.max_job_epochs)
     if too_long:
         items = [error_item(e.message, e.field, e.allowed) for e in too_long]
@@ -123,6 +131,7 @@ def submit_job(
     if job is None:
         session.rollback()
         raise _over_limit(user, owner_id, settings)
+    job.source_job_id = source_job_id
     session.commit()
     _enqueue(request, session, job.id, job.queue)
     session.refresh(job)
@@ -168,7 +177,8 @@ def list_jobs(
         check_text("query", name, value)
     check_text("query", "sort", sort)
     filters["group"] = group
-    key = (tuple(filters.values()), sort, limit, offset, store.jobs_version(session))
+    # The workers' version too: the expected start of queued jobs depends on the online workers.
+    key = (tuple(filters.values()), sort, limit, offset, store.jobs_version(session), store.workers_version(session))
     body = request.app.state.list_cache.get(key)
     if body is None:
         try:
