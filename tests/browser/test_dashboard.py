@@ -50,13 +50,14 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     job_id = int(page.url.rsplit("/", 1)[1])
 
     # Live: the sampler records how many curve points are drawn while the job runs; they grow step by step.
-    page.wait_for_function(f"({CURVE_POINTS})() >= 1 || !!document.querySelector('#job-error')", timeout=240_000)
+    # Functions, not bare expressions: the page's Content-Security-Policy (script-src 'self') forbids eval.
+    page.wait_for_function(f"() => ({CURVE_POINTS})() >= 1 || !!document.querySelector('#job-error')", timeout=240_000)
     page.screenshot(path=str(artifacts / "run-live.png"))
     finished = page.locator("#run-head .status[data-status='succeeded'], #job-error")
     expect(finished.first).to_be_visible(timeout=240_000)
     assert page.query_selector("#job-error") is None, page.text_content("#job-error")
     wait_for_status(page, "succeeded", 10)
-    page.wait_for_function(f"({CURVE_POINTS})() === 3")
+    page.wait_for_function(f"() => ({CURVE_POINTS})() === 3")
     drawn = [c for c in page.evaluate("window.curveCounts") if c >= 0]
     assert drawn == sorted(drawn), f"the curve shrank: {drawn}"
     assert {1, 2} & set(drawn), f"the curve never grew point by point while the job ran: {sorted(set(drawn))}"
@@ -100,7 +101,7 @@ def test_submit_digits_job_through_the_form_and_watch_it(worker_server, page, ar
     with page.expect_download() as info:
         page.click("#download-csv")
     rows = list(csv.DictReader(io.StringIO(open(info.value.path()).read())))
-    assert [int(r["index"]) for r in rows] == [0, 1, 2]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]  # counted from 1, as the page shows them
     with page.expect_download() as info:
         page.click("#download-checkpoint")
     assert info.value.suggested_filename == f"prunelab-run-{job_id}-step-3.pt"  # steps counted from 1

@@ -238,7 +238,7 @@ def test_compare_colours_sorting_csv_and_parameters_diff(stored_server, page):
         page.click("#export-csv")
     table = list(csv.DictReader(io.StringIO(open(info.value.path()).read())))
     assert [int(r["run_id"]) for r in table] == order  # the table's order
-    assert {"run_id", "name", "model", "dataset", "method"} <= set(table[0])
+    assert {"run_id", "run_name", "model", "dataset", "method"} <= set(table[0])
     assert {r["method"] for r in table} == {"block", "magnitude", "channel"}
     assert all(r["model"] == "lenet300_100" and r["dataset"] == "digits" for r in table)
 

@@ -81,7 +81,8 @@ export function compareTable(runs, { accuracy, onRemove, sort, onSort, colorOf }
 
 // ---------------------------------------------------------------- CSV
 
-const CSV_HEAD = ['run_id', 'name', 'model', 'dataset', 'method', 'schedule', 'status', 'steps', 'baseline_accuracy',
+// The run columns are named as in the run export (/api/jobs/ID/export.csv).
+const CSV_HEAD = ['run_id', 'run_name', 'model', 'dataset', 'method', 'schedule', 'status', 'steps', 'baseline_accuracy',
   'last_sparsity', 'last_accuracy', 'delta_pts', 'best_accuracy', 'sparsity_within_1pt', 'flops_reduction',
   'size_reduction', 'speedup', 'speedup_significant'];
 
