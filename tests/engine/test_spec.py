@@ -29,8 +29,11 @@ def test_the_issue_spec_is_shipped_verbatim():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_parse(path):
-    spec = parse_spec(yaml.safe_load(path.read_text()))
-    assert spec.dataset in ("digits", "mnist", "fashion_mnist", "cifar10")
+    from core.sweep import expand  # a sweep example: every one of its jobs parses
+
+    for data in expand(yaml.safe_load(path.read_text())):
+        spec = parse_spec(data)
+        assert spec.dataset in ("digits", "mnist", "fashion_mnist", "cifar10")
 
 
 def test_examples_cover_every_seed_experiment():
