@@ -374,6 +374,9 @@ def serve(
             f"{' and its worker' if supervisor else ''})",
             flush=True,
         )
+        # The app (built by the factory from the environment) allows the Host names of this bind address.
+        os.environ["PRUNELAB_HOST"] = host
+        get_settings.cache_clear()
         config = uvicorn.Config("backend.api:create_app", factory=True, host=host, port=port, log_level="info")
         uvicorn.Server(config).run()
     except KeyboardInterrupt:

@@ -170,3 +170,20 @@ def test_access_token_never_in_the_access_log(db_url, tmp_path, free_port, prune
     assert "GET /api/jobs?access_token=[redacted] HTTP/1.1" in log, log
     assert "access_token=[redacted]&x=1" in log
     assert token not in log and "pl_wrong-guess" not in log
+
+
+def test_serve_on_all_interfaces_answers_any_host(tmp_path, free_port, prunelab_argv, prunelab_env, wait_healthy):
+    """`prunelab serve --host 0.0.0.0` (the team server's command): the app follows the bind address."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    argv = [*prunelab_argv, "serve", "--no-worker", "--host", "0.0.0.0", "--port", str(port)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(argv, env=prunelab_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, proc, log_path.read_text)
+        r = httpx.get(f"{base}/api/health", headers={"host": f"lab.example.org:{port}"})
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
