@@ -192,7 +192,9 @@ class EpochPoint(_Open):
 class StepPublic(_Open):
     """One pruning step's measurements (the engine's step dict, masks left out)."""
 
-    index: int
+    index: int = Field(
+        description="0-based step index (the first step is 0; the CSV export and download names count from 1)"
+    )
     history: list[EpochPoint] | None = Field(
         None, description="the step's fine-tuning curve, one entry per epoch (null when none ran)"
     )
@@ -215,7 +217,7 @@ class StepList(BaseModel):
 
 class LayerMaskPublic(BaseModel):
     layer: str
-    step: int
+    step: int = Field(description="0-based index of the step the mask is from")
     kind: Literal["blocks", "density"] = Field(
         description="blocks: 1 = block kept; density: share of weights kept in each cell"
     )
@@ -233,7 +235,9 @@ class ExportLayer(_Open):
 
 
 class ExportStep(_Open):
-    index: int
+    index: int = Field(
+        description="0-based step index (the first step is 0; the CSV export and download names count from 1)"
+    )
     layers: list[ExportLayer] = []
 
 
@@ -247,7 +251,7 @@ class JobExport(BaseModel):
 
 
 class ComparePoint(BaseModel):
-    index: int | None
+    index: int | None = Field(description="0-based step index")
     target_sparsity: Number | None
     sparsity: Number | None
     accuracy: Number | None
@@ -340,7 +344,7 @@ class StepEvent(BaseModel):
     """data of an `event: step` server-sent event."""
 
     job_id: int
-    index: int
+    index: int = Field(description="0-based step index")
 
 
 # ---------------------------------------------------------------- responses
