@@ -5,6 +5,7 @@ import { api, ApiError } from '../api.js';
 import { draw, loadPlotly, purge } from '../charts.js';
 import { anyActive, methodName } from '../constants.js';
 import { compareFigure, runStyles, X_AXES, Y_AXES } from '../figures/compare-chart.js';
+import { bandTraces, meanRun, seedSets } from '../figures/seed-bands.js';
 import { pct, plural } from '../format.js';
 import { poller, subscribe } from '../live.js';
 import { queryString, replaceQuery } from '../route.js';
@@ -15,6 +16,7 @@ import { errorBox, fill, h, segmented } from '../ui.js';
 export { paretoFront } from '../figures/compare-chart.js';
 
 const POINTS = 200;
+const GROUP_LIMIT = 200; // the most runs /api/compare takes at once
 const CHIP_LIMIT = 30; // more runs than this: no chips, the table lists them
 
 function parseIds(text) {
@@ -49,7 +51,19 @@ function emptyState(selection) {
 export async function render(root, params, { signal }) {
   loadPlotly().catch(() => {}); // in parallel with the data
   const query = new URLSearchParams(params);
-  const ids = parseIds(query.get('ids'));
+  // #/compare?group=ID: every run of a group (a sweep), read from the run list.
+  const groupId = Number(query.get('group')) || null;
+  let group = null;
+  let ids = parseIds(query.get('ids'));
+  if (groupId) {
+    const [info, listed] = await Promise.all([api(`/api/groups/${groupId}`, { signal }),
+      api(`/api/jobs?group=${groupId}&sort=id&limit=${GROUP_LIMIT}`, { signal })]);
+    group = info;
+    ids = listed.items.map(j => j.id).sort((a, b) => a - b);
+  }
+  // Runs that differ only in their seed: one curve (mean +- std) unless ?seeds=each.
+  let eachSeed = query.get('seeds') === 'each';
+  let shown = [];
   let xKey = X_AXES[query.get('x')] ? query.get('x') : 'sparsity';
   let yKey = Y_AXES[query.get('y')] ? query.get('y') : 'after';
   let showFront = query.get('front') !== '0';
@@ -70,8 +84,13 @@ export async function render(root, params, { signal }) {
   const picker = h('select', { id: 'add-run', 'aria-label': 'add a run' }, h('option', { value: '' }, '+ add a run…'));
   const note = h('span', { class: 'small muted', id: 'compare-note' });
 
-  const goTo = nextIds => { location.hash = `#/compare?${queryString(new URLSearchParams({ ...Object.fromEntries(query), ids: nextIds.join(',') }))}`; };
-  const remove = id => goTo(ids.filter(i => i !== id));
+  const goTo = nextIds => {
+    const next = new URLSearchParams({ ...Object.fromEntries(query), ids: nextIds.join(',') });
+    next.delete('group');
+    location.hash = `#/compare?${queryString(next)}`;
+  };
+  // A mean curve stands for all its seeds: removing it removes them all.
+  const remove = id => { const gone = shown.find(r => r.job.id === id)?.members || [id]; goTo(ids.filter(i => !gone.includes(i))); };
   picker.addEventListener('change', () => { const id = Number(picker.value); if (id && !ids.includes(id)) goTo([...ids, id]); });
   const setQuery = (key, value) => { if (value === null) query.delete(key); else query.set(key, value); replaceQuery(query); };
 
@@ -89,7 +108,11 @@ export async function render(root, params, { signal }) {
       segmented('accuracy', { after: 'after fine-tuning', before: 'right after pruning' }, yKey, key => { yKey = key; setQuery('y', key); drawChart(); drawTable(); }),
       h('label', { class: 'check-inline' }, h('input', { type: 'checkbox', id: 'show-front', checked: showFront, onchange: e => {
         showFront = e.target.checked; setQuery('front', showFront ? null : '0'); drawChart();
-      } }), 'Pareto front')),
+      } }), 'Pareto front'),
+      h('span', { class: 'small muted' }, 'seeds'),
+      segmented('seeds', { mean: 'mean ± std', each: 'each run' }, eachSeed ? 'each' : 'mean', key => {
+        eachSeed = key === 'each'; setQuery('seeds', eachSeed ? 'each' : null); redraw();
+      })),
     chips,
     h('section', { class: 'card chart-card' }, chartEl),
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Key figures'),
@@ -114,21 +137,24 @@ export async function render(root, params, { signal }) {
   }
 
   const drawChart = () => {
-    const { data, layout } = compareFigure(runs, { xKey, yKey, showFront });
-    return draw(chartEl, data, layout);
+    const { data, layout } = compareFigure(shown, { xKey, yKey, showFront });
+    const seedsOf = new Map(shown.map(r => [r.job.id, r.seeds || 1]));
+    data.forEach(t => { if (t.meta?.jobId) t.meta.seeds = seedsOf.get(t.meta.jobId); });
+    const bands = eachSeed ? [] : bandTraces(shown, runStyles(shown), X_AXES[xKey], Y_AXES[yKey], yKey);
+    return draw(chartEl, [...bands, ...data], layout);
   };
   const onSort = key => {
     sort = sort.key === key ? { key, descending: !sort.descending } : { key, descending: !['run', 'status', 'model', 'method'].includes(key) };
     setQuery('sort', sort.key === 'best' && sort.descending ? null : `${sort.descending ? '' : '+'}${sort.key}`);
     drawTable();
   };
-  const drawTable = () => fill(tableBox, compareTable(runs, { accuracy: Y_AXES[yKey].value, onRemove: remove, sort, onSort, colorOf }));
+  const drawTable = () => fill(tableBox, compareTable(shown, { accuracy: Y_AXES[yKey].value, onRemove: remove, sort, onSort, colorOf }));
 
   function drawChips() {
-    const styles = runStyles(runs);
-    const many = runs.length > CHIP_LIMIT;
-    fill(chips, many ? h('span', { class: 'small muted' }, `${runs.length} runs (the table lists them all)`)
-      : runs.map((run, i) => h('span', { class: 'run-chip', style: { '--method': styles[i].color }, title: `${methodName(run.job.method)}: ${styles[i].symbol} markers` },
+    const styles = runStyles(shown);
+    const many = shown.length > CHIP_LIMIT;
+    fill(chips, many ? h('span', { class: 'small muted' }, `${shown.length} curves (the table lists them all)`)
+      : shown.map((run, i) => h('span', { class: 'run-chip', style: { '--method': styles[i].color }, title: `${methodName(run.job.method)}: ${styles[i].symbol} markers` },
         h('span', { class: `swatch symbol-${styles[i].symbol}` }), h('a', { href: `#/run/${run.job.id}` }, `#${run.job.id} ${run.job.name}`),
         h('button', { type: 'button', class: 'chip-remove', title: 'remove', onclick: () => remove(run.job.id) }, '×'))),
     picker);
@@ -145,14 +171,22 @@ export async function render(root, params, { signal }) {
       }
       throw err;
     }
-    note.textContent = `${plural(runs.length, 'run')} · up to ${POINTS} points each`;
-    const styles = runStyles(runs);
-    colors = new Map(runs.map((run, i) => [run.job.id, styles[i].color]));
+    await redraw();
+    return anyActive(runs.map(r => r.job));
+  }
+
+  // The curves shown: one per run, or one per configuration (runs differing only in seed) with n.
+  function redraw() {
+    shown = eachSeed ? runs.map(r => ({ ...r, seeds: 1, members: [r.job.id] })) : seedSets(runs).map(meanRun);
+    const repeats = shown.filter(r => r.seeds > 1).length;
+    note.textContent = `${group ? `group #${group.id} ${group.name} · ` : ''}${plural(runs.length, 'run')}`
+      + `${repeats ? ` · ${plural(shown.length, 'curve')}, the mean ± std of runs differing only in seed` : ''} · up to ${POINTS} points each`;
+    const styles = runStyles(shown);
+    colors = new Map(shown.map((run, i) => [run.job.id, styles[i].color]));
     drawChips();
     drawTable();
-    fill(diffBox, diffTable(runs, colorOf));
-    await drawChart();
-    return anyActive(runs.map(r => r.job));
+    fill(diffBox, diffTable(shown, colorOf));
+    return drawChart();
   }
 
   let reloadTimer = null;

@@ -5,6 +5,7 @@ import { api, ApiError, canWrite, getCatalog, getMe, readOnlyReason } from '../a
 import { clearErrors, clearFieldError, setFieldError, showErrors } from '../form/errors.js';
 import { errorSlot, FieldError, getPath, layersField, paramField, readInput, readLayers, setPath } from '../form/fields.js';
 import { catalogIndex, completeSpec, defaultSpec, defaultsOf } from '../form/spec.js';
+import { sweepSection } from '../form/sweep.js';
 import { predictScheduleOutcome } from '../format.js';
 import { clear, fill, h } from '../ui.js';
 
@@ -45,6 +46,14 @@ export async function render(root, params, { signal }) {
   const trainBox = h('div', { class: 'fields' });
   const measureBox = h('div', { class: 'fields' });
   const scheduleHint = h('div', { class: 'schedule-hint', id: 'schedule-hint' });
+  // Fields a sweep may vary, offered as suggestions (any dotted spec path is allowed; the server checks it).
+  const sweepPaths = ['seed', ...catalog.methods.flatMap(m => m.params.map(p => `method.${p.name}`)),
+    ...catalog.schedules.flatMap(x => x.params.map(p => `schedule.${p.name}`)), ...catalog.train.params.map(p => `train.${p.name}`),
+    'model', 'dataset'];
+  const sweep = sweepSection({ onChange: () => update(), paths: [...new Set(sweepPaths)] });
+  // A preset that is a sweep fills the Sweep rows; the spec itself never carries it.
+  const takeSweep = () => { sweep.set(spec.sweep); delete spec.sweep; };
+  takeSweep();
 
   root.append(
     h('section', { class: 'page-head' },
@@ -57,7 +66,7 @@ export async function render(root, params, { signal }) {
   function drawExperiment() {
     const presetSelect = h('select', { id: 'f-preset', onchange: () => {
       chosenPreset = presets.some(p => p.name === presetSelect.value) ? presetSelect.value : '';
-      if (chosenPreset) { spec = completeSpec(index, structuredClone(presetSpec(chosenPreset))); clearErrors(form, formError); drawAll(); }
+      if (chosenPreset) { spec = completeSpec(index, structuredClone(presetSpec(chosenPreset))); takeSweep(); clearErrors(form, formError); drawAll(); }
     } }, h('option', { value: '' }, presets.length ? '— choose a preset —' : 'no presets'),
     presets.map(p => h('option', { value: p.name, selected: p.name === chosenPreset }, p.label || p.name)));
     const enumParam = (name, choices, extra = {}) => ({ name, type: 'enum', choices, default: null, ...extra });
@@ -123,6 +132,10 @@ export async function render(root, params, { signal }) {
     }
     out.tags = out.tags || [];
     out.method.layers = currentLayers();
+    const swept = sweep.read();
+    problems.push(...swept.problems);
+    if (swept.sweep) out.sweep = swept.sweep;
+    submitButton.textContent = swept.count > 1 ? `Start ${swept.count} runs` : 'Start run';
     return { spec: out, problems };
   }
 
@@ -133,6 +146,7 @@ export async function render(root, params, { signal }) {
     const kept = structuredClone(spec);
     for (const { field } of problems) setPath(current, field, getPath(kept, field));
     spec = { ...spec, ...current, method: { ...current.method }, schedule: { ...current.schedule } };
+    delete spec.sweep; // the Sweep rows hold it
     scheduleHint.textContent = predictScheduleOutcome(current.schedule);
     preview.textContent = JSON.stringify(current, null, 2)
       + (problems.length ? `\n\n// not submitted until fixed: ${problems.map(p => p.field).join(', ')}` : '');
@@ -172,6 +186,11 @@ export async function render(root, params, { signal }) {
     submitButton.disabled = true;
     submitButton.textContent = 'Submitting…';
     try {
+      if (body.sweep) { // one group of runs, one per combination
+        const created = await api('/api/groups', { method: 'POST', body, signal });
+        location.hash = `#/runs?group=${created.group.id}`;
+        return;
+      }
       const job = await api('/api/jobs', { method: 'POST', body, signal });
       location.hash = `#/run/${job.id}`;
     } catch (err) {
@@ -180,18 +199,19 @@ export async function render(root, params, { signal }) {
       else { formError.textContent = `Not submitted: ${err.message}`; formError.hidden = false; }
     } finally {
       submitButton.disabled = !mayWrite;
-      submitButton.textContent = 'Start run';
+      update();
     }
   });
 
-  const reset = () => { chosenPreset = ''; spec = defaultSpec(index); clearErrors(form, formError); drawAll(); };
+  const reset = () => { chosenPreset = ''; spec = defaultSpec(index); sweep.set(null); clearErrors(form, formError); drawAll(); };
   form.append(
     h('div', { class: 'form-grid' },
       h('fieldset', { class: 'card' }, h('legend', {}, 'Experiment'), experimentBox),
       h('fieldset', { class: 'card' }, h('legend', {}, 'Pruning method'), methodBox),
       h('fieldset', { class: 'card' }, h('legend', {}, 'Schedule'), scheduleBox),
       h('fieldset', { class: 'card' }, h('legend', {}, 'Baseline training'), trainBox,
-        h('h3', { class: 'subhead' }, 'Measurement'), measureBox)),
+        h('h3', { class: 'subhead' }, 'Measurement'), measureBox),
+      h('fieldset', { class: 'card', id: 'sweep-fieldset' }, h('legend', {}, 'Sweep'), sweep.el)),
     formError,
     h('div', { class: 'submit-bar' }, submitButton,
       mayWrite ? null : h('span', { class: 'muted read-only-note', id: 'read-only-note' }, `Read only: ${readOnlyReason(me)}.`),

@@ -5,6 +5,7 @@ import { api, ApiError, download, getMe } from '../api.js';
 import { draw, loadPlotly, onPointClick, purge } from '../charts.js';
 import { isActive, methodColor } from '../constants.js';
 import { runCurveFigure } from '../figures/run-curve.js';
+import { trainingFigure } from '../figures/training.js';
 import { denseVsRealisedFigure, LAYER_SCROLL_AT, layerChartHeight, layerSparsityFigure } from '../figures/run-bars.js';
 import { poller, subscribe } from '../live.js';
 import { drawRunCards } from '../run/cards.js';
@@ -54,6 +55,8 @@ export async function render(root, { id }, { signal }) {
   const layerBox = h('div', { class: 'layer-scroll', id: 'layer-scroll' }, layerEl);
   const layerNote = h('span', { class: 'small muted', id: 'layer-chart-step' }, '');
   const costEl = h('div', { id: 'cost-chart', class: 'chart chart-small' });
+  const trainingEl = h('div', { id: 'training-chart', class: 'chart chart-small' });
+  const trainingNote = h('span', { class: 'small muted', id: 'training-chart-step' }, '');
   const stepsBox = h('div', { class: 'table-box', id: 'steps-box' });
   const downloads = h('div', { class: 'downloads', id: 'downloads' });
   const specBox = h('pre', { class: 'spec-preview' });
@@ -69,7 +72,8 @@ export async function render(root, { id }, { signal }) {
       chartCard('Sparsity vs accuracy', h('span', { class: 'small muted' }, 'after fine-tuning (line), right after pruning (open), baseline (dashed); click a point to inspect it'), curveEl),
       chartCard('Mask heatmap', [mask.layerSelect, mask.playButton, h('label', { class: 'slider' }, mask.slider), mask.caption], mask.heatmap),
       chartCard('Per-layer sparsity', layerNote, layerBox),
-      chartCard('Dense vs realised', h('span', { class: 'small muted' }, '% of the dense model at the inspected step; bars: p10–p90 of the timings'), costEl));
+      chartCard('Dense vs realised', h('span', { class: 'small muted' }, '% of the dense model at the inspected step; bars: p10–p90 of the timings'), costEl),
+      chartCard('Training curves', trainingNote, trainingEl));
   const stepsCard = h('section', { class: 'card', id: 'steps-card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Steps'), downloads), stepsBox);
   root.append(header, cards, figures, stepsCard, h('details', { class: 'card spec-details' }, h('summary', {}, 'Spec'), specBox));
 
@@ -113,6 +117,14 @@ export async function render(root, { id }, { signal }) {
     return draw(costEl, data, layout);
   }
 
+  // The baseline's training and the inspected step's fine-tuning, epoch by epoch.
+  function drawTraining() {
+    const step = currentStep();
+    trainingNote.textContent = `baseline training${step ? ` and the fine-tuning of step ${step.index + 1}` : ''}; accuracy on the validation split, loss (dotted) on the right axis`;
+    const { data, layout } = trainingFigure({ baseline: job.baseline?.history, step, color: color() });
+    return draw(trainingEl, data, layout);
+  }
+
   function drawStepsTable() {
     if (!steps.length) {
       fill(stepsBox, h('p', { class: 'muted pad' }, isActive(job.status) ? 'No step yet: the baseline is being trained or loaded.' : 'No steps stored.'));
@@ -146,7 +158,7 @@ export async function render(root, { id }, { signal }) {
     drawRunCards(cards, job, currentStep());
     drawStepsTable();
     drawDownloads();
-    return Promise.all([mask.show(), drawLayerChart(), drawCostChart(), drawCurve()]);
+    return Promise.all([mask.show(), drawLayerChart(), drawCostChart(), drawCurve(), drawTraining()]);
   }
 
   // ------------------------------------------------------------ data and live updates
@@ -177,7 +189,7 @@ export async function render(root, { id }, { signal }) {
     const before = job;
     job = next;
     if (before.status !== job.status || before.baseline?.accuracy !== job.baseline?.accuracy || before.error !== job.error) {
-      drawHeader(); drawCurve(); drawRunCards(cards, job, currentStep());
+      drawHeader(); drawCurve(); drawTraining(); drawRunCards(cards, job, currentStep());
     } else updateRunProgress(header, job);
     if ((job.summary?.steps || 0) > steps.length) fetchNewSteps().catch(() => {});
   }
@@ -200,13 +212,13 @@ export async function render(root, { id }, { signal }) {
   drawStepsTable();
   drawDownloads();
   await fetchNewSteps();
-  if (!steps.length) await Promise.all([drawCurve(), mask.show(), drawLayerChart(), drawCostChart()]);
+  if (!steps.length) await Promise.all([drawCurve(), mask.show(), drawLayerChart(), drawCostChart(), drawTraining()]);
 
   return () => {
     disposed = true;
     unsubscribe();
     poll.stop();
     mask.dispose();
-    [curveEl, layerEl, costEl, mask.heatmap].forEach(purge);
+    [curveEl, layerEl, costEl, trainingEl, mask.heatmap].forEach(purge);
   };
 }

@@ -9,7 +9,7 @@ import { runRow, runsTable } from '../tables/runs.js';
 import { clear, errorBox, fill, h } from '../ui.js';
 
 const PAGE_SIZE = 100;
-const FILTERS = ['q', 'status', 'model', 'dataset', 'method', 'tag', 'owner'];
+const FILTERS = ['q', 'status', 'model', 'dataset', 'method', 'tag', 'owner', 'group'];
 const SEARCH_DEBOUNCE_MS = 250;
 const REFETCH_DEBOUNCE_MS = 400;
 
@@ -115,7 +115,16 @@ export async function render(root, params, { signal }) {
     refresh(true);
   }
 
+  let groups = [];
+  // The group filter's compare link: every run of the group, seeds drawn as one mean curve.
+  const groupCompare = () => (query.get('group')
+    ? h('a', { class: 'button secondary', id: 'compare-group', href: `#/compare?group=${encodeURIComponent(query.get('group'))}` }, 'Compare this group')
+    : null);
+
   function drawFilters(catalog) {
+    const chosen = query.get('group');
+    const groupOptions = groups.map(g => [String(g.id), `#${g.id} ${g.name} (${plural(g.jobs, 'run')})`]);
+    if (chosen && !groupOptions.some(([v]) => v === chosen)) groupOptions.push([chosen, `group #${chosen}`]);
     fill(filterForm,
       select('status', 'Status', STATUSES.map(s => [s, STATUS_LABELS[s]])),
       select('model', 'Model', (catalog?.models || []).map(m => [m.name, m.name])),
@@ -123,6 +132,8 @@ export async function render(root, params, { signal }) {
       select('method', 'Method', (catalog?.methods || []).map(m => [m.kind, methodName(m.kind)])),
       textFilter('tag', 'tag'),
       textFilter('owner', 'owner'),
+      groupOptions.length ? select('group', 'Group', groupOptions) : null,
+      groupCompare(),
       filtered() ? h('button', { type: 'button', class: 'link-button', onclick: () => {
         FILTERS.forEach(f => query.delete(f)); query.delete('offset'); replaceQuery(query); searchBox.value = '';
         drawFilters(catalog); refresh(true);
@@ -211,6 +222,7 @@ export async function render(root, params, { signal }) {
     const status = query.get('status');
     if (status && !status.split(',').includes(job.status)) return false;
     for (const key of ['model', 'dataset', 'method', 'owner']) if (query.get(key) && job[key] !== query.get(key)) return false;
+    if (query.get('group') && String(job.group_id) !== query.get('group')) return false;
     if (query.get('q') && !job.name.toLowerCase().includes(query.get('q').toLowerCase())) return false;
     return !query.get('tag') || (job.tags || []).includes(query.get('tag'));
   }
@@ -229,7 +241,9 @@ export async function render(root, params, { signal }) {
 
   drawFilters(null);
   updateSelectionUi();
-  getCatalog().then(drawFilters).catch(() => {});
+  let catalogLoaded = null;
+  getCatalog().then(catalog => { catalogLoaded = catalog; drawFilters(catalog); }).catch(() => {});
+  api('/api/groups?limit=100', { signal }).then(data => { groups = data.items; drawFilters(catalogLoaded); }).catch(() => {});
   await refresh();
 
   return () => { unsubscribe(); poll.stop(); clearTimeout(refetchTimer); clearTimeout(searchTimer); };

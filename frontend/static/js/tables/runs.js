@@ -22,6 +22,7 @@ export function runRow(job, { selection, onToggle }) {
   const checkbox = h('input', { type: 'checkbox', class: 'select-run', 'aria-label': `select run ${job.id}`,
     checked: selection.has(job.id), onchange: () => onToggle(job, checkbox.checked) });
   const tags = (job.tags || []).map(tag => h('a', { class: 'tag', href: `#/runs?tag=${encodeURIComponent(tag)}`, title: `only runs tagged ${tag}` }, tag));
+  if (job.group_id) tags.unshift(h('a', { class: 'tag group-chip', href: `#/runs?group=${job.group_id}`, title: 'only the runs of this group (sweep)' }, `group #${job.group_id}`));
   const base = summary.baseline_accuracy;
   const method = [describeMethod(job.spec), job.schedule].filter(Boolean).join(' · ');
   return h('tr', { 'data-job-id': job.id, class: `run-row status-row-${job.status}` },
