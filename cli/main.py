@@ -25,6 +25,46 @@ def run(
     raise typer.Exit(run_spec_file(spec, out))
 
 
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a `prunelab run --out` directory"),
+    step: int = typer.Option(..., "--step", min=1, help="the step to export, 1-based"),
+    fmt: str = typer.Option(..., "--format", help="onnx, torchscript or state_dict"),
+    out: Path = typer.Option(..., "--out", help="file to write"),
+    latency: bool = typer.Option(False, "--latency", help="onnx: onnxruntime CPU latency, dense vs pruned"),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="batch size of the latency measurement"),
+) -> None:
+    """Export one step's model: channel-pruned in its compact shape, masked with its zeros."""
+    from cli.export import export_command
+
+    raise typer.Exit(export_command(run_dir, step, fmt, out, latency, batch_size))
+
+
+@app.command()
+def allocate(
+    source: str = typer.Argument(
+        ..., metavar="RESULT_DIR|JOB_ID", help="a sensitivity run's --out directory, or a job id with --server"
+    ),
+    server: str | None = typer.Option(None, "--server", help="read the grid of job JOB_ID from this PruneLab server"),
+    token: str | None = typer.Option(
+        None, "--token", envvar="PRUNELAB_TOKEN", help="API token (team servers)", show_default=False
+    ),
+    target_sparsity: str | None = typer.Option(
+        None, "--target-sparsity", help="share of the scanned weights removed, e.g. 0.9"
+    ),
+    target_flops: str | None = typer.Option(None, "--target-flops", help="FLOP reduction of the model, e.g. 4x"),
+    max_drop: str | None = typer.Option(None, "--max-drop", help="largest predicted accuracy drop, e.g. 0.01"),
+    iterative: bool = typer.Option(False, "--iterative", help="the spec: iterative, every layer toward its target"),
+    spec_out: Path | None = typer.Option(None, "--spec-out", help="write the ready spec (YAML) here"),
+) -> None:
+    """Per-layer sparsities from a sensitivity scan for one goal (greedy by accuracy drop per weight or FLOP)."""
+    from cli.allocate import allocate_command
+
+    raise typer.Exit(
+        allocate_command(source, server, token, target_sparsity, target_flops, max_drop, iterative, spec_out)
+    )
+
+
 # ---------------------------------------------------------------- team server: users, tokens, remote jobs
 
 

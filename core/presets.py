@@ -133,6 +133,16 @@ PRESETS: list[dict] = [
         {"kind": "iterative", "rate": 0.2, "rounds": 16, "finetune_epochs": 1},
         ["seed-000", "resnet18", "block"],
     ),
+    # The same experiment as examples/lenet-digits-sensitivity.yaml: its page chooses per-layer sparsities.
+    _preset(
+        "lenet-digits-sensitivity",
+        "LeNet-300-100, per-layer sensitivity analysis (each layer alone, magnitude, no fine-tuning)",
+        "lenet300_100",
+        _LENET_TRAIN,
+        {"kind": "magnitude"},
+        {"kind": "sensitivity", "sparsities": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "max_eval_images": None},
+        ["lenet", "sensitivity"],
+    ),
 ]
 
 # Sweeps: one spec with `sweep` (core.sweep) that the form submits as one group of jobs. Kept apart from

@@ -1,10 +1,11 @@
 """The Reporter the Celery task gives the engine: it writes what the engine reports to the database.
 
 Each step is committed alone, together with its layer masks and the job's summary columns, so a crash
-loses at most the step in progress. Every write is fenced by the attempt that holds the job: when another
-attempt took it over (this worker's lease expired), the write is refused and the engine is stopped
-(Cancelled) with `stop_reason` "lost". The engine calls cancelled() every batch; the cancel flag is read
-from the database a couple of times a second at most, the lease and shutdown flags every time.
+loses at most the step in progress; a sensitivity scan commits each layer's rows alone the same way.
+Every write is fenced by the attempt that holds the job: when another attempt took it over (this worker's
+lease expired), the write is refused and the engine is stopped (Cancelled) with `stop_reason` "lost". The
+engine calls cancelled() every batch; the cancel flag is read from the database a couple of times a second
+at most, the lease and shutdown flags every time.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class DbReporter:
 
     def on_step(self, step: dict) -> None:
         self._write(store.add_step, step)  # skips an index already stored (redelivery)
+
+    def on_sensitivity(self, rows: list[dict]) -> None:
+        self._write(store.add_sensitivity, rows)  # one layer's rows, one transaction; kept on redelivery
 
     def on_progress(self, fraction: float, message: str) -> None:
         now = time.monotonic()

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import frontend
 from backend import broker
-from backend.api import events, groups, jobs, views, workers
+from backend.api import events, groups, jobs, sensitivity, views, workers
 from backend.api.cache import LIST_TTL_S, LRU
 from backend.api.deps import install_error_handlers
 from backend.api.limits import BodySizeLimit
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[int, str], A
     app.include_router(views.router)
     app.include_router(events.router)
     app.include_router(workers.router)
+    app.include_router(sensitivity.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     # Added last, so outermost: its headers are on every response, the 413 above included.

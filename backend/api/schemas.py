@@ -109,6 +109,9 @@ class JobPublic(JobBase):
         "{epoch, loss, val_accuracy} per epoch (null when it came from an older cache entry)"
     )
     group_id: int | None = Field(None, description="the group (sweep) the job was submitted in")
+    source_job_id: int | None = Field(
+        None, description="the sensitivity job whose per-layer allocation this job runs (POST ?source_job_id=)"
+    )
     summary: JobSummary
     queue_position: int | None = Field(
         None, description="queued jobs: place among the queued jobs of its queue, 1 = next; else null"

@@ -28,6 +28,8 @@ ERRORS = {
     ("get", "/api/health"): set(),
     ("get", "/api/events"): READ,
     ("get", "/api/workers"): READ,
+    ("get", "/api/jobs/{job_id}/sensitivity"): READ | {404, 409},
+    ("get", "/api/jobs/{job_id}/allocation"): READ | {404, 409},
     ("post", "/api/groups"): WRITE | {413, 429},
     ("get", "/api/groups"): READ,
     ("get", "/api/groups/{group_id}"): READ | {404},

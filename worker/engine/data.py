@@ -130,7 +130,7 @@ class _ImageFiles(torch.utils.data.Dataset):
             image = image.convert("L" if self.channels == 1 else "RGB")
             if image.size != (self.size[1], self.size[0]):
                 image = image.resize((self.size[1], self.size[0]), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            array = np.array(image, dtype=np.uint8)
         array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
         return torch.from_numpy(np.ascontiguousarray(array)), self.labels[i]
 

@@ -4,6 +4,11 @@ The engine calls these in order: on_baseline once, then on_progress many times a
 pruning step. It saves a step's checkpoint before calling on_step, so a runner that stores steps can
 resume a job after its last stored step. It checks `cancelled()` between batches and between steps
 and raises Cancelled when it answers True.
+
+A sensitivity scan has no steps: it calls on_sensitivity(rows) once per scanned layer, with that layer's
+rows (layer, position in the network, sparsity, accuracy, val_accuracy, loss, params_removed,
+flops_removed, latency, ...). on_sensitivity is optional: the engine looks it up with getattr, so
+reporters written before it keep working (they get the grid in the returned result only).
 """
 
 from typing import Protocol
@@ -30,6 +35,9 @@ class NullReporter:
         pass
 
     def on_step(self, step: dict) -> None:
+        pass
+
+    def on_sensitivity(self, rows: list[dict]) -> None:
         pass
 
     def on_progress(self, fraction: float, message: str) -> None:

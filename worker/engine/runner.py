@@ -4,7 +4,11 @@ Schedules (OneShot, Iterative: objects with targets() and `chained`, picked by s
 - oneshot: every target of `sparsities` is pruned from the same baseline, with a fresh pruner.
 - iterative: one model and one pruner for the whole job; round r (1-based) prunes each layer to
   1 - (1 - rate_l)^r, rate_l = layer_rates[l] or rate, until `rounds` rounds or until the overall target
-  (weighted by layer size) reaches `target`, whichever comes first.
+  (weighted by layer size) reaches `target`, whichever comes first. With a per-layer map
+  (method.layer_sparsity) every layer moves toward its own target instead (see Iterative).
+- sensitivity: no steps; each pruned layer alone to each of `sparsities` from the baseline, without
+  fine-tuning (worker.engine.sensitivity.scan, one layer at a time so progress, cancellation and the grid
+  come per layer: reporter.on_sensitivity(rows), and result["sensitivity"]).
 
 After pruning (schedule.after)
 - finetune: train finetune_epochs from the pruned weights (lr = finetune_lr or train.lr), masks held.
@@ -44,9 +48,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.spec import IterativeSchedule, JobSpec, OneShotSchedule, SpecError
+from core.spec import IterativeSchedule, JobSpec, OneShotSchedule, SensitivitySchedule, SpecError
+from worker.engine import sensitivity
 from worker.engine.data import Splits, load_dataset
-from worker.engine.metrics import LATENCY_BUDGET_S, measure_model
+from worker.engine.metrics import LATENCY_BUDGET_S, measure_latency, measure_model
 from worker.engine.models import CONV_INPUT_SIZE, build_model
 from worker.engine.pruning import Pruner, make_pruner
 from worker.engine.reporter import Reporter
@@ -54,6 +59,7 @@ from worker.engine.training import CancelCheck, TrainConfig, TrainResult, evalua
 
 REWIND_SNAPSHOTS = (0, 1, 2, 3)  # epochs of the baseline training kept in the cache for rewinding
 MEASURE_UNITS = 0.25  # progress weight of pruning + measuring a step, in epochs
+SCAN_UNITS = 0.25  # progress weight of scanning one layer at every sparsity, in epochs
 KEEP_CHECKPOINTS = ("all", "last", "best-and-last")
 SPEC_FILE = "spec.json"
 CHECKPOINT_INDEX = "index.json"  # {"val_accuracy": {step index: validation accuracy}} of every step run
@@ -180,7 +186,12 @@ class OneShot:
 
 
 class Iterative:
-    """One model and one pruner for the whole job; round r prunes each layer to 1 - (1 - rate_l)^r."""
+    """One model and one pruner for the whole job; round r prunes each layer to 1 - (1 - rate_l)^r.
+
+    Toward a per-layer map (method.layer_sparsity, e.g. a sensitivity allocation): round r of R takes layer l
+    to t_l * (1 - (1 - rate)^r) / (1 - (1 - rate)^R). Every layer moves the same share of the distance left
+    to its own target each round, the early rounds the largest (the fixed rate of iterative magnitude
+    pruning), and round R lands on the targets."""
 
     chained = True  # each round starts from the previous round's result
     MAX_ROUNDS = 200
@@ -190,24 +201,47 @@ class Iterative:
 
     def targets(self) -> list[tuple[float, dict[str, float]]]:
         sched = self.sched
+        if self.fixed:
+            return self._toward_targets()
         rates = {n: (sched.layer_rates or {}).get(n, sched.rate) for n in self.sizes}
-        per_layer = bool(self.fixed or sched.layer_rates)
+        per_layer = bool(sched.layer_rates)
         steps: list[tuple[float, dict[str, float]]] = []
         for r in range(1, (sched.rounds or self.MAX_ROUNDS) + 1):
-            layers = self.fixed or {n: 1.0 - (1.0 - rates[n]) ** r for n in self.sizes}
+            layers = {n: 1.0 - (1.0 - rates[n]) ** r for n in self.sizes}
             overall = weighted_mean(layers, self.sizes)
             steps.append((overall, layers if per_layer else {}))
             if sched.target is not None and overall >= sched.target - 1e-9:
                 break
         return steps
 
+    def _toward_targets(self) -> list[tuple[float, dict[str, float]]]:
+        rounds, kept = self.sched.rounds, 1.0 - self.sched.rate
+        steps = []
+        for r in range(1, rounds + 1):
+            share = 1.0 if r == rounds else (1.0 - kept**r) / (1.0 - kept**rounds)
+            layers = {n: t * share for n, t in self.fixed.items()}
+            steps.append((weighted_mean(layers, self.sizes), layers))
+        return steps
 
-SCHEDULES = {"oneshot": OneShot, "iterative": Iterative}
+
+class Sensitivity:
+    """A sensitivity scan has no pruning steps: each layer is pruned alone from the baseline (Job.scan)."""
+
+    chained = False
+
+    def __init__(self, sched: SensitivitySchedule, sizes: dict[str, int], fixed: dict[str, float]):
+        self.sched, self.sizes = sched, sizes
+
+    def targets(self) -> list[tuple[float, dict[str, float]]]:
+        return []
 
 
-def make_schedule(spec: JobSpec, sizes: dict[str, int]) -> OneShot | Iterative:
+SCHEDULES = {"oneshot": OneShot, "iterative": Iterative, "sensitivity": Sensitivity}
+
+
+def make_schedule(spec: JobSpec, sizes: dict[str, int]) -> OneShot | Iterative | Sensitivity:
     """The schedule of a spec over the pruned layers' sizes (weights per layer)."""
-    fixed = dict(getattr(spec.method, "layer_sparsity", None) or {})  # magnitude's fixed per-layer map
+    fixed = dict(getattr(spec.method, "layer_sparsity", None) or {})  # the method's per-layer map
     return SCHEDULES[spec.schedule.kind](spec.schedule, sizes, fixed)
 
 
@@ -428,7 +462,7 @@ def run_job(
 ) -> dict:
     """Run `spec`; report the baseline and every step to `reporter`; return the result dict
     {"spec", "baseline", "steps", "device", "seconds", "disk_bytes"} (steps: those run by this call;
-    disk_bytes: all files of out_dir at the end).
+    disk_bytes: all files of out_dir at the end), and "sensitivity" (the grid) for a sensitivity scan.
 
     keep_checkpoints: "all" | "last" | "best-and-last" (see the module docstring); baseline_cache_gb: the
     cap of cache_dir (None: no cap); latency_budget_s: time for one latency measurement (dense + realised)."""
@@ -492,6 +526,8 @@ class Job:
         probe = _model_for(spec, self.splits, device)
         self.schedule = make_schedule(spec, layer_sizes(probe, spec.pruned_layers()))
         self.plans = self.schedule.targets()
+        scanned = set(spec.pruned_layers()) if isinstance(spec.schedule, SensitivitySchedule) else set()
+        self.scan_layers = [n for n, _ in probe.named_modules() if n in scanned]  # network order
         self.step_units = spec.schedule.finetune_epochs + self.pruner_for(probe).train_epochs + MEASURE_UNITS
         self.best_state: dict = {}
         self.snapshots: dict[int, dict] = {}
@@ -509,6 +545,41 @@ class Job:
             cache_cap_bytes,
             self.latency_budget_s,
         )
+
+    def scan(self, progress: Progress) -> list[dict]:
+        """The sensitivity grid from the baseline, one layer at a time (network order): after each layer
+        the progress, its rows to reporter.on_sensitivity (when the reporter has it), a cancel check."""
+        sched, spec = self.spec.schedule, self.spec
+        model = self.baseline_model().eval()
+        latency_fn = None
+        if spec.measure.latency:
+
+            def latency_fn(pruned: nn.Module, pruner: Pruner) -> dict:
+                shape, batch = self.splits.shape, spec.measure.batch_size
+                return measure_latency(pruned, pruner, shape, batch, self.device, self.latency_budget_s)
+
+        report = getattr(self.reporter, "on_sensitivity", None)
+        rows: list[dict] = []
+        for position, layer in enumerate(self.scan_layers):
+            self.check(force=True)
+            layer_rows = sensitivity.scan(
+                model,
+                [layer],
+                sched.sparsities,
+                spec,
+                self.splits,
+                max_eval_images=sched.max_eval_images,
+                latency_fn=latency_fn,
+            )
+            layer_rows = [{**row, "position": position} for row in layer_rows]
+            rows += layer_rows
+            if report is not None:
+                report(layer_rows)
+            worst = min(row["accuracy"] for row in layer_rows)
+            message = f"sensitivity: layer {position + 1}/{len(self.scan_layers)} {layer}, lowest accuracy {worst:.4f}"
+            progress.advance(SCAN_UNITS, message)
+        self.check(force=True)
+        return rows
 
     def baseline_model(self) -> nn.Module:
         model = _model_for(self.spec, self.splits, self.device)
@@ -631,9 +702,11 @@ def _run_job(
     if not 0 <= completed_steps <= len(job.plans):
         raise ValueError(f"completed_steps: must be between 0 and {len(job.plans)} (the job's steps)")
     atomic_write_text(json.dumps(spec.model_dump(mode="json"), indent=1), out_dir / SPEC_FILE)
-    progress = Progress(reporter, spec.train.epochs + (len(job.plans) - completed_steps) * job.step_units)
+    units = spec.train.epochs + (len(job.plans) - completed_steps) * job.step_units
+    progress = Progress(reporter, units + len(job.scan_layers) * SCAN_UNITS)
     job.load_baseline(cache_dir, progress, cache_cap_bytes)
     reporter.on_baseline(job.base_metrics)
+    grid = job.scan(progress) if job.scan_layers else None
     steps: list[dict] = []
     previous = None
     for k in range(completed_steps, len(job.plans)):
@@ -652,6 +725,7 @@ def _run_job(
         "spec": spec.model_dump(mode="json"),
         "baseline": job.base_metrics,
         "steps": steps,
+        **({"sensitivity": grid} if grid is not None else {}),
         "device": str(device),
         "seconds": time.perf_counter() - started,
         "disk_bytes": dir_size_bytes(out_dir),

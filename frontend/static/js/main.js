@@ -9,11 +9,13 @@ import * as runPage from './pages/run.js';
 import * as newPage from './pages/new.js';
 import * as comparePage from './pages/compare.js';
 import * as workersPage from './pages/workers.js';
+import * as sensitivityPage from './pages/sensitivity.js';
 
 const routes = [
   { pattern: /^\/?$/, page: runsPage, nav: 'runs' },
   { pattern: /^\/runs$/, page: runsPage, nav: 'runs' },
   { pattern: /^\/run\/(\d+)$/, page: runPage, nav: 'runs', param: 'id' },
+  { pattern: /^\/sensitivity\/(\d+)$/, page: sensitivityPage, nav: 'runs', param: 'id' },
   { pattern: /^\/new$/, page: newPage, nav: 'new' },
   { pattern: /^\/compare$/, page: comparePage, nav: 'compare' },
   { pattern: /^\/workers$/, page: workersPage, nav: 'workers' },

@@ -130,6 +130,7 @@ class ChannelPruner(Pruner):
         self.example_input = example_input.detach().cpu()
         self.classifier = final_classifier(model)
         self.original_shapes = {n: list(m.weight.shape) for n, m in layers.items()}
+        self.original_groups = {n: getattr(m, "groups", 1) for n, m in layers.items()}
         self.keep_out = {n: torch.arange(_out_channels(m)) for n, m in layers.items()}
         self.keep_in = {n: torch.arange(_in_channels(m)) for n, m in layers.items()}
         self._reference = copy.deepcopy(model).cpu().eval()
@@ -343,11 +344,14 @@ class ChannelPruner(Pruner):
         out = {}
         for name, shape in self.original_shapes.items():
             kernel = _numel(shape[2:]) if len(shape) > 2 else 1
+            groups = self.original_groups.get(name, 1)
             rows = torch.zeros(shape[0], dtype=torch.bool)
             rows[self.keep_out[name]] = True
-            cols = torch.zeros(shape[1], dtype=torch.bool)
-            cols[self.keep_in[name]] = True
-            keep = (rows[:, None, None] & cols[None, :, None]).expand(shape[0], shape[1], kernel)
+            inputs = torch.zeros(shape[1] * groups, dtype=torch.bool)
+            inputs[self.keep_in[name]] = True
+            # a grouped (depthwise) conv's row sees only its group's inputs: columns = the group's inputs
+            cols = inputs.view(groups, shape[1])[torch.arange(shape[0]) // (shape[0] // groups)]
+            keep = (rows[:, None, None] & cols[:, :, None]).expand(shape[0], shape[1], kernel)
             out[name] = (keep.reshape(shape[0], shape[1] * kernel), (1, kernel))
         return out
 

@@ -22,10 +22,19 @@ function kindField(path, label, options, current, onChange) {
   return h('div', { class: 'field wide', 'data-field': path }, h('label', { for: id }, label), select, errorSlot(path));
 }
 
+// A spec handed over by the sensitivity page ("Run this allocation"): {source_job_id, spec}, or null.
+function readAllocation(jobId) {
+  try {
+    const data = JSON.parse(sessionStorage.getItem('prunelab.allocation') || 'null');
+    return data && data.source_job_id === jobId && data.spec ? data : null;
+  } catch { return null; }
+}
+
 export async function render(root, params, { signal }) {
   root.append(h('p', { class: 'muted' }, 'Loading the catalog…'));
   const [catalog, me] = await Promise.all([getCatalog(), getMe().catch(() => null)]);
   const source = params.from ? await api(`/api/jobs/${Number(params.from)}`, { signal }) : null;
+  const handoff = params.allocation ? readAllocation(Number(params.allocation)) : null;
   if (signal.aborted) return null;
   clear(root);
 
@@ -33,7 +42,8 @@ export async function render(root, params, { signal }) {
   const { models, methods, schedules, presets } = index;
   const presetSpec = name => presets.find(p => p.name === name)?.spec || {};
   let chosenPreset = params.preset || '';
-  let spec = source ? completeSpec(index, { ...source.spec, name: `${source.name} (copy)` })
+  let spec = handoff ? completeSpec(index, handoff.spec)
+    : source ? completeSpec(index, { ...source.spec, name: `${source.name} (copy)` })
     : params.preset ? completeSpec(index, presetSpec(params.preset)) : defaultSpec(index);
 
   const form = h('form', { id: 'new-run-form', class: 'new-run', novalidate: true });
@@ -57,7 +67,7 @@ export async function render(root, params, { signal }) {
 
   root.append(
     h('section', { class: 'page-head' },
-      h('h1', {}, source ? `New run from #${source.id}` : 'New run'),
+      h('h1', {}, handoff ? `New run from the allocation of #${handoff.source_job_id}` : source ? `New run from #${source.id}` : 'New run'),
       h('span', { class: 'muted' }, 'Everything here is the spec `prunelab run` takes; the server checks it before queueing.')),
     form);
 
@@ -191,7 +201,8 @@ export async function render(root, params, { signal }) {
         location.hash = `#/runs?group=${created.group.id}`;
         return;
       }
-      const job = await api('/api/jobs', { method: 'POST', body, signal });
+      const path = handoff ? `/api/jobs?source_job_id=${handoff.source_job_id}` : '/api/jobs';
+      const job = await api(path, { method: 'POST', body, signal });
       location.hash = `#/run/${job.id}`;
     } catch (err) {
       if (err.name === 'AbortError') return;
