@@ -12,8 +12,8 @@ The engine (and torch) is imported inside the task, so importing this module sta
 from __future__ import annotations
 
 import logging
+import re
 import shutil
-import traceback
 
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 # A job whose worker died this many times in a row (out of memory, killed) fails instead of looping.
 MAX_CRASH_REDELIVERIES = 5
-ERROR_TAIL_LINES = 15
+ERROR_MAX_CHARS = 500
+# An absolute path of two parts or more (not inside a word, so "2/4" stays): shown by its last part only.
+_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s'\"/:,()\[\]]+/)+([^\s'\"/:,()\[\]]*)")
 
 # What `prunelab worker` registers (worker/lease.py LeaseKeeper): set by cli.serve.run_worker in the main
 # process before Celery starts. None for a Celery worker started some other way: it runs jobs and reaps,
@@ -65,10 +67,23 @@ def _stop_keeper(**_kwargs) -> None:
 
 
 def error_text(exc: BaseException) -> str:
-    """The error line first, then the tail of the traceback (where it went wrong)."""
-    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
-    head = f"{type(exc).__name__}: {exc}"
-    return head + "\n\n" + "\n".join(lines[-ERROR_TAIL_LINES:])
+    """The one line a failed job keeps for its page and the API: an error of the engine's own that names
+    the field or the missing data (SpecError, DatasetMissing, ...) as it is; anything else as
+    "Type: first line of its message", with the server's paths cut down to their last part. The
+    traceback goes to the worker's log, not here."""
+    from core.spec import SpecError
+    from worker.engine.data import DatasetMissing
+    from worker.engine.export import ExportError
+    from worker.engine.models import ModelUnavailable
+
+    message = " ".join(str(exc).split()) if str(exc).strip() else ""
+    if isinstance(exc, SpecError | DatasetMissing | ModelUnavailable | ExportError):
+        text = message or type(exc).__name__
+    else:
+        first = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else ""
+        first = _PATH.sub(r"\1", first)
+        text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "\u2026"
 
 
 def _claim(job_id: int, worker: str, lease_s: float) -> tuple[int, dict, int] | None:
@@ -149,6 +164,8 @@ def _run(job_id, attempt, spec_data, completed, out_dir, settings, job_lease) ->
             data_dir=settings.data_dir,
             cache_dir=settings.cache_dir,
             completed_steps=completed,
+            keep_checkpoints=settings.keep_checkpoints,
+            baseline_cache_gb=settings.baseline_cache_gb,
         )
     except Cancelled:
         reason = reporter.stop_reason or "cancel"
@@ -166,6 +183,6 @@ def _run(job_id, attempt, spec_data, completed, out_dir, settings, job_lease) ->
     except Exception as exc:  # any failure ends this job only; the worker goes on with the next
         if job_lease.lost.is_set():
             return "lost"
-        log.exception("job %s failed", job_id)
+        log.exception("job %s: attempt %d failed", job_id, attempt)  # the traceback, for whoever runs the worker
         return _end(job_id, attempt, "failed", error=error_text(exc), message="failed")
     return _end(job_id, attempt, "succeeded", message="done")

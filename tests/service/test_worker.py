@@ -75,6 +75,25 @@ def test_failing_job_stores_its_error_and_the_worker_goes_on(e2e_client, spec, s
     assert ok["summary"]["steps"] == ROUNDS
 
 
+def test_a_failed_job_keeps_one_line_without_server_paths_and_the_traceback_goes_to_the_log(
+    e2e_client, e2e_settings, e2e_worker_log, spec, submit, wait_for_job
+):
+    # An image folder whose files are no images: PIL's error names the file by its full path on the server.
+    root = e2e_settings.data_dir / "broken"
+    for part, cls in (("train", "a"), ("train", "b"), ("test", "a")):
+        (root / part / cls).mkdir(parents=True, exist_ok=True)
+        (root / part / cls / "0.png").write_bytes(b"not a png")
+    job_id = submit(e2e_client, {**spec, "name": "broken-images", "dataset": "imagefolder:broken"})
+    failed = wait_for_job(e2e_client, job_id, 180)
+    assert failed["status"] == "failed"
+    error = failed["error"]
+    assert error.startswith("UnidentifiedImageError: cannot identify image file"), error
+    assert "\n" not in error and "/" not in error and "0.png" in error
+    log = e2e_worker_log.read_text()
+    assert f"job {job_id}: attempt 1 failed" in log
+    assert "Traceback (most recent call last)" in log and str(root) in log
+
+
 def test_a_worker_whose_lease_was_taken_over_stops_without_writing(
     e2e_client, e2e_settings, e2e_worker_log, spec, submit, wait_for_job
 ):
