@@ -58,7 +58,7 @@ def test_presets_parse_and_use_digits(preset):
 def test_presets_cover_every_method_and_schedule():
     specs = [parse_spec(p["spec"]) for p in PRESETS]
     assert {s.method.kind for s in specs} == {"block", "magnitude", "channel", "group_lasso"}
-    assert {s.schedule.kind for s in specs} == {"oneshot", "iterative"}
+    assert {s.schedule.kind for s in specs} == {"oneshot", "iterative", "sensitivity"}
     assert {s.schedule.after for s in specs} >= {"finetune", "rewind"}
 
 
