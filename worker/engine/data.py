@@ -78,6 +78,11 @@ def memory_budget_bytes() -> int:
 
 
 def loader_workers() -> int:
+    """DataLoader worker processes: none inside a daemonic process (a Celery prefork child may not fork)."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return 0
     return min(8, max(1, (os.cpu_count() or 2) - 1))
 
 
