@@ -34,7 +34,8 @@ const mean = xs => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = xs => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const nums = xs => xs.filter(v => typeof v === 'number' && Number.isFinite(v));
 
-// [{key, runs}] in the order the first run of each configuration comes.
+// [{key, runs}] in the order the first run of each configuration comes. Only runs with different seeds are
+// repeats: a configuration where two runs share a seed (the same experiment run twice) stays one set per run.
 export function seedSets(runs) {
   const sets = new Map();
   for (const run of runs) {
@@ -42,7 +43,10 @@ export function seedSets(runs) {
     if (!sets.has(key)) sets.set(key, { key, runs: [] });
     sets.get(key).runs.push(run);
   }
-  return [...sets.values()];
+  return [...sets.values()].flatMap(set => {
+    const seeds = new Set(set.runs.map(r => r.job.spec?.seed ?? 0));
+    return seeds.size === set.runs.length ? [set] : set.runs.map(run => ({ key: `${set.key}#${run.job.id}`, runs: [run] }));
+  });
 }
 
 // One run-shaped object for a configuration: the mean point of each step index that every seed has, the
