@@ -6,6 +6,7 @@ meant for people is 1-based: the CSV `step` column and the download names of che
 import csv
 import io
 import logging
+import os
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from backend.api.schemas import (
     READ_ERRORS,
     WRITE_ERRORS,
     JobDeleted,
+    JobDetail,
     JobExport,
     JobList,
     JobPublic,
@@ -192,9 +194,26 @@ def list_jobs(
     return Response(body, media_type="application/json")
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=error_responses(*READ_ERRORS, 404), summary="One job")
+def _disk_bytes(path: FsPath) -> int | None:
+    """Bytes of the regular files under a job's run directory; None when it has none."""
+    if not path.is_dir():
+        return None
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed meanwhile (a checkpoint the retention policy dropped)
+                pass
+    return total
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses=error_responses(*READ_ERRORS, 404), summary="One job")
 def get_job(job_id: JobId, session: DB, user: Reader, settings: AppSettings) -> Response:
-    return _job_response(session, settings, job_or_404(session, job_id))
+    job = job_or_404(session, job_id)
+    content = public_jobs(session, settings, [job])[0]
+    content["disk_bytes"] = _disk_bytes(store.job_artifact_dir(settings.artifact_dir, job.id))
+    return respond(JobDetail, content)
 
 
 @router.patch(

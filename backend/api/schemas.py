@@ -124,6 +124,14 @@ class JobPublic(JobBase):
     )
 
 
+class JobDetail(JobPublic):
+    disk_bytes: int | None = Field(
+        None,
+        description="bytes on the server's disk of the job's run directory (step checkpoints, its spec); "
+        "null when it has none",
+    )
+
+
 class JobList(BaseModel):
     items: list[JobPublic]
     total: int = Field(description="jobs matching the filters, in all")

@@ -59,7 +59,9 @@ def test_job_runs_to_success_with_steps_and_masks(e2e_client, e2e_settings, spec
     mask = e2e_client.get(f"/api/jobs/{job_id}/layers/fc1/mask", params={"step": ROUNDS - 1}).json()
     values = [v for row in mask["values"] for v in row]
     assert values and 0.0 < sum(values) / len(values) < 1.0  # some blocks removed, some kept
-    assert (e2e_settings.artifact_dir / "jobs" / str(job_id) / "checkpoints" / f"step_{ROUNDS - 1}.pt").is_file()
+    last = e2e_settings.artifact_dir / "jobs" / str(job_id) / "checkpoints" / f"step_{ROUNDS - 1}.pt"
+    assert last.is_file()
+    assert job["disk_bytes"] > last.stat().st_size  # the run directory: checkpoints kept, the spec, the index
 
 
 def test_failing_job_stores_its_error_and_the_worker_goes_on(e2e_client, spec, submit, wait_for_job):

@@ -3,7 +3,7 @@
 // write, only the owner or an admin may change a run.
 import { api, canModify, canWrite, problemText, readOnlyReason } from '../api.js';
 import { isActive } from '../constants.js';
-import { ago, describeMethod, describeSchedule, duration, queueText, runTime } from '../format.js';
+import { ago, bytes, describeMethod, describeSchedule, duration, queueText, runTime } from '../format.js';
 import { forgetSelected, loadSelection, sortedIds } from '../selection.js';
 import { fill, h, methodChip, progressBar, statusBadge } from '../ui.js';
 
@@ -81,6 +81,7 @@ export function drawRunHeader(header, { job, me, signal, onChanged }) {
       job.owner ? h('span', { class: 'muted' }, `by ${job.owner}`) : null,
       job.source_job_id ? h('a', { id: 'source-job', href: `#/sensitivity/${job.source_job_id}`, title: 'the sensitivity scan this per-layer allocation came from' }, `allocation from #${job.source_job_id}`) : null,
       job.attempts > 1 ? h('span', { class: 'muted', title: 'times a worker started this run (retries, crash recovery)' }, `attempt ${job.attempts}`) : null,
+      typeof job.disk_bytes === 'number' ? h('span', { class: 'muted', id: 'run-disk', title: 'disk used on the server by this run\'s checkpoints and files' }, `disk ${bytes(job.disk_bytes)}`) : null,
       (job.tags || []).map(tag => h('a', { class: 'tag', href: `#/runs?tag=${encodeURIComponent(tag)}` }, tag))),
     job.notes ? h('p', { class: 'run-notes small', id: 'run-notes' }, job.notes) : null,
     job.status === 'queued' ? queueNote(job) : null,
