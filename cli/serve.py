@@ -269,33 +269,54 @@ def quick_presets() -> list[dict]:
     return [p for p in PRESETS if p.get("quick") and p["spec"]["dataset"] == "digits"]
 
 
-def queue_examples(settings: Settings) -> list[tuple[int, str]]:
-    """Queue the quick presets; returns (job id, preset name) in queue order. The slower presets (VGG,
-    ResNet-18) are left to the New run form, where they are one click away."""
+def _stored_example(session, spec) -> tuple[int, str] | None:
+    """(id, status) of a stored job with this spec (its name included), or None."""
+    from backend import store
+
+    data = spec.model_dump(mode="json")
+    jobs, _ = store.list_jobs(session, q=spec.name, sort="id", limit=500)
+    return next(((job.id, job.status) for job in jobs if job.name == spec.name and job.spec == data), None)
+
+
+def queue_examples(settings: Settings) -> tuple[list[tuple[int, str]], list[tuple[int, str, str]]]:
+    """Queue the quick presets not already stored (same name and spec, any status; a deleted one counts as
+    not stored), so starting serve --example again adds no duplicates. Returns (queued: [(job id, preset
+    name)], already stored: [(job id, preset name, status)]). The slower presets (VGG, ResNet-18) are left
+    to the New run form, where they are one click away."""
     from backend import store
     from backend.broker import enqueue_job
     from backend.db import session_scope
     from core.spec import parse_spec
 
-    queued = []
+    queued, stored = [], []
     for preset in quick_presets():
         spec = parse_spec(preset["spec"])
         with session_scope(settings.database_url) as session:
-            job = store.create_job(session, spec)
-            job_id, queue = job.id, job.queue
+            found = _stored_example(session, spec)
+            if found is None:
+                job = store.create_job(session, spec)
+                job_id, queue = job.id, job.queue
+        if found is not None:
+            stored.append((found[0], preset["name"], found[1]))
+            continue
         task_id = enqueue_job(job_id, queue, settings)
         with session_scope(settings.database_url) as session:
             store.set_task_id(session, job_id, task_id)
         queued.append((job_id, preset["name"]))
-    return queued
+    return queued, stored
 
 
-def examples_message(queued: list[tuple[int, str]], base_url: str) -> str:
+def examples_message(queued: list[tuple[int, str]], base_url: str, stored: list[tuple[int, str, str]] = ()) -> str:
     from core.presets import PRESETS
 
     quick = {p["name"] for p in quick_presets()}
-    lines = [f"PruneLab: queued {len(queued)} quick example job(s) (LeNet-300-100 on digits, curves within a minute):"]
-    lines += [f"  #{job_id} {name}  {base_url}/#/run/{job_id}" for job_id, name in queued]
+    lines = []
+    if queued or not stored:
+        lines.append(f"PruneLab: queued {len(queued)} quick example job(s) (LeNet-300-100 on digits):")
+        lines += [f"  #{job_id} {name}  {base_url}/#/run/{job_id}" for job_id, name in queued]
+    if stored:
+        lines.append(f"PruneLab: {len(stored)} example job(s) already stored, not queued again:")
+        lines += [f"  #{job_id} {name} ({status})  {base_url}/#/run/{job_id}" for job_id, name, status in stored]
     others = [p["name"] for p in PRESETS if p["name"] not in quick]
     if others:
         lines.append(
@@ -361,7 +382,8 @@ def serve(
             supervisor.start()
         keeper = LeaseKeeper(settings).start()  # re-queues jobs whose worker's lease expired
         if example:
-            print(examples_message(queue_examples(settings), base_url), flush=True)
+            queued, stored = queue_examples(settings)
+            print(examples_message(queued, base_url, stored), flush=True)
         if settings.auth == "off" and host not in ("127.0.0.1", "localhost", "::1"):
             print(
                 f"PruneLab: warning: listening on {host} with PRUNELAB_AUTH=off: anyone who can reach this "

@@ -178,6 +178,34 @@ def test_serve_example_queues_only_the_quick_presets_and_sigterm_stops_it(served
     assert server.stop(signal.SIGTERM) == 0
 
 
+def test_serve_example_again_queues_no_duplicates_and_brings_back_a_deleted_example(served):
+    from core.presets import PRESETS
+
+    quick = [p["name"] for p in PRESETS if p.get("quick")]
+    first = served("--no-worker", "--example")
+    jobs = httpx.get(first.base + "/api/jobs", params={"sort": "id"}, timeout=10).json()["items"]
+    assert [j["name"] for j in jobs] == quick
+    # A job of the same name with another spec is no stored example.
+    other = {**PRESETS[0]["spec"], "seed": 7}
+    assert httpx.post(first.base + "/api/jobs", json=other, timeout=10).status_code == 201
+    deleted = jobs[1]
+    assert httpx.delete(f"{first.base}/api/jobs/{deleted['id']}", timeout=10).status_code == 200
+    assert first.stop(signal.SIGTERM) == 0
+
+    second = served("--no-worker", "--example")
+    again = httpx.get(second.base + "/api/jobs", params={"sort": "id", "limit": 100}, timeout=10).json()["items"]
+    names = [j["name"] for j in again]
+    assert sorted(names) == sorted([*quick, quick[0]])  # the deleted one is back once; the others once each
+    kept = {j["id"] for j in jobs} - {deleted["id"]}
+    assert kept <= {j["id"] for j in again}
+    (back,) = [j for j in again if j["name"] == deleted["name"]]
+    assert back["id"] > deleted["id"]
+    out = second.output
+    assert "queued 1 quick example job(s)" in out and f"#{back['id']} {deleted['name']}" in out
+    assert f"{len(quick) - 1} example job(s) already stored, not queued again" in out
+    assert second.stop(signal.SIGTERM) == 0
+
+
 def test_serve_refuses_a_port_in_use(tmp_path, prunelab, prunelab_env):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
