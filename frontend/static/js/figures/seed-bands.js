@@ -43,10 +43,14 @@ export function seedSets(runs) {
     if (!sets.has(key)) sets.set(key, { key, runs: [] });
     sets.get(key).runs.push(run);
   }
-  return [...sets.values()].flatMap(set => {
-    const seeds = new Set(set.runs.map(r => r.job.spec?.seed ?? 0));
-    return seeds.size === set.runs.length ? [set] : set.runs.map(run => ({ key: `${set.key}#${run.job.id}`, runs: [run] }));
-  });
+  const out = [];
+  for (const run of runs) { // in the runs' order: a set where its first run is, the others where they are
+    const set = sets.get(configurationKey(run.job.spec));
+    const repeats = new Set(set.runs.map(r => r.job.spec?.seed ?? 0)).size === set.runs.length;
+    if (!repeats) out.push({ key: `${set.key}#${run.job.id}`, runs: [run] });
+    else if (set.runs[0] === run) out.push(set);
+  }
+  return out;
 }
 
 // One run-shaped object for a configuration: the mean point of each step index that every seed has, the
