@@ -285,3 +285,18 @@ def test_team_topology_postgres_redis_api_without_worker_and_a_separate_worker(
         with admin.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def test_submit_of_a_sweep_queues_one_group_and_waits_for_each_job(server, spec_file, spec, prunelab):
+    sweep = {**spec, "name": "sweep", "sweep": {"seed": [0, 1]}}
+    done = prunelab(
+        "submit", str(spec_file(sweep)), "--server", server.url, "--token", server.token, "--wait",
+        "--interval", "0.5", env=server.env(), timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + "".join(server.lines[-30:])
+    lines = done.stdout.strip().splitlines()
+    found = re.fullmatch(re.escape(server.url) + r"/#/compare\?group=(\d+)", lines[0])
+    assert found and len(lines) == 3, done.stdout
+    group = server.http.get(f"/api/groups/{found.group(1)}").json()
+    assert group["name"] == "sweep" and group["counts"]["succeeded"] == 2
+    assert lines[1].endswith("sweep [seed=0]") and lines[2].endswith("sweep [seed=1]")
