@@ -198,8 +198,27 @@ def serve(
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="port (default 8000)"),
     no_worker: bool = typer.Option(False, "--no-worker", help="start the API only (workers run elsewhere)"),
     example: bool = typer.Option(False, "--example", help="queue the example experiments on the digits dataset"),
+    access_log: bool = typer.Option(False, "--access-log", help="print one line per HTTP request (uvicorn)"),
+    worker_log: str = typer.Option(
+        "warning", "--worker-log", help="log level of the worker: debug, info (Celery's banner and task lines), warning"
+    ),
 ) -> None:
-    """Start the web app and one worker; Ctrl-C stops both."""
+    """Start the web app and one worker; Ctrl-C stops both. Prints one line per job event (queued, started,
+    step k/N, succeeded, failed) and errors."""
+    from cli.serve import _level
     from cli.serve import serve as run_serve
 
-    raise typer.Exit(run_serve(host=host, port=port, with_worker=not no_worker, example=example))
+    try:
+        _level(worker_log)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--worker-log") from None
+    raise typer.Exit(
+        run_serve(
+            host=host,
+            port=port,
+            with_worker=not no_worker,
+            example=example,
+            access_log=access_log,
+            worker_log=worker_log.lower(),
+        )
+    )

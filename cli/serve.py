@@ -14,12 +14,15 @@ worker still holds.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import warnings
+from datetime import timedelta
 
 from core.queues import QUEUES, is_sqlalchemy_broker, parse_queues
 from core.settings import Settings, get_settings
@@ -58,7 +61,14 @@ def run_worker(
     name = f"prunelab-{os.getpid()}@{socket.gethostname()}"
     os.environ[lease.WORKER_NAME_ENV] = name
     tasks.WORKER_INFO = {"queues": names, "concurrency": concurrency}
+    quiet = _level(loglevel) > logging.INFO
+    if quiet:
+        # Running as root (a container) is the norm for this worker, and nothing a user of serve can act on.
+        from celery.exceptions import SecurityWarning
+
+        warnings.filterwarnings("ignore", category=SecurityWarning)
     argv = [
+        *(["--quiet"] if quiet else []),  # no banner
         "worker",
         "--queues",
         ",".join(names),
@@ -73,12 +83,21 @@ def run_worker(
         "--without-mingle",
         "--without-heartbeat",
     ]
-    print(
-        f"PruneLab worker {name}: queues {','.join(names)}, concurrency {concurrency}, lease {settings.lease_s:g} s, "
-        f"broker {_safe_url(settings.broker_url)}, database {_safe_url(settings.database_url)}",
-        flush=True,
-    )
+    if not quiet:
+        print(
+            f"PruneLab worker {name}: queues {','.join(names)}, concurrency {concurrency}, "
+            f"lease {settings.lease_s:g} s, "
+            f"broker {_safe_url(settings.broker_url)}, database {_safe_url(settings.database_url)}",
+            flush=True,
+        )
     return worker_app(settings).start(argv) or 0
+
+
+def _level(name: str) -> int:
+    level = logging.getLevelName(str(name).upper())
+    if not isinstance(level, int):
+        raise ValueError(f"--loglevel: {name!r} is not a log level; allowed: debug, info, warning, error")
+    return level
 
 
 def _safe_url(url: str) -> str:
@@ -185,16 +204,17 @@ def stop_worker_process(proc: subprocess.Popen, grace_s: float = WORKER_STOP_GRA
 class WorkerSupervisor:
     """Keeps the serve's worker process running: restarts it if it dies on its own."""
 
-    def __init__(self, settings: Settings, queues: list[str]):
+    def __init__(self, settings: Settings, queues: list[str], loglevel: str = "warning"):
         self.settings = settings
         self.queues = queues
+        self.loglevel = loglevel
         self.proc: subprocess.Popen | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def _spawn(self) -> None:
-        self.proc = start_worker_process(self.settings, self.queues)
+        self.proc = start_worker_process(self.settings, self.queues, loglevel=self.loglevel)
         print(f"PruneLab: worker started (pid {self.proc.pid}, queues {','.join(self.queues)})", flush=True)
 
     def start(self) -> None:
@@ -326,6 +346,101 @@ def examples_message(queued: list[tuple[int, str]], base_url: str, stored: list[
     return "\n".join(lines)
 
 
+class JobEvents:
+    """One line per job event, read from the database every `interval_s` (so it shows the jobs of every
+    worker, and jobs submitted over the API): queued, started, step k/N, succeeded, failed: error,
+    cancelled. Jobs as they were when serve started are not announced; only what changes after."""
+
+    def __init__(self, settings: Settings, interval_s: float = 1.0, write=None):
+        self.settings = settings
+        self.interval_s = interval_s
+        self.write = write or (lambda line: print(line, flush=True))
+        self._seen: dict[int, tuple[str, int, int]] = {}  # id -> (status, steps stored, attempt)
+        self._since = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-events", daemon=True)
+
+    def start(self) -> JobEvents:
+        from backend import store
+        from backend.db import session_scope
+
+        with session_scope(self.settings.database_url) as session:
+            self._since = store.newest_job_update(session)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception as exc:  # the database is briefly locked or away: try again next round
+                logging.getLogger(__name__).debug("job events: %s", exc)
+
+    def tick(self) -> None:
+        from backend import store
+        from backend.db import session_scope
+
+        with session_scope(self.settings.database_url) as session:
+            # A little overlap: rows written within the same instant as the last one seen are not missed
+            # (what was already announced is recognised by its state).
+            since = None if self._since is None else self._since - timedelta(milliseconds=5)
+            for job in store.jobs_changed_since(session, since):
+                self._since = job.updated_at if self._since is None else max(self._since, job.updated_at)
+                for line in self._lines(session, job):
+                    self.write(line)
+
+    def _lines(self, session, job) -> list[str]:
+        from backend import store
+
+        state = (job.status, job.steps_done, job.attempts)
+        before = self._seen.get(job.id)
+        if before == state:
+            return []
+        self._seen[job.id] = state
+        status, steps_before, attempt_before = before or (None, 0, 0)
+        head = f"PruneLab: job #{job.id} {job.name}"
+        lines = []
+        if job.status == "queued" and (status != "queued" or attempt_before != job.attempts):
+            lines.append(f"{head} queued" + (" again" if job.attempts else ""))
+        if job.status in ("running", "succeeded", "failed", "cancelled") and job.attempts != attempt_before:
+            if job.attempts:
+                resume = f", from step {steps_before + 1}" if steps_before else ""
+                lines.append(f"{head} started (attempt {job.attempts}{resume})")
+        if job.steps_done > steps_before:
+            total = _planned_steps(job.spec) or "?"
+            for step in store.list_steps(session, job.id, after=steps_before - 1):
+                m = step.metrics
+                lines.append(
+                    f"{head} step {step.index + 1}/{total}: sparsity {_num(m.get('sparsity'), 3)}, "
+                    f"accuracy {_num(m.get('accuracy'), 4)}"
+                )
+        if job.status != status and job.status == "succeeded":
+            best = f", best accuracy {_num(job.best_accuracy, 4)}" if job.best_accuracy is not None else ""
+            lines.append(f"{head} succeeded ({job.steps_done} steps{best})")
+        elif job.status != status and job.status == "failed":
+            lines.append(f"{head} failed: {' '.join(str(job.error or 'no error text').split())}")
+        elif job.status != status and job.status == "cancelled":
+            lines.append(f"{head} cancelled")
+        return lines
+
+
+def _planned_steps(spec: dict) -> int | None:
+    from core.spec import parse_spec
+
+    try:
+        return parse_spec(spec).planned_steps() or None
+    except Exception:  # a spec stored by an older version
+        return None
+
+
+def _num(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 # ---------------------------------------------------------------- serve
 
 
@@ -349,6 +464,8 @@ def serve(
     with_worker: bool = True,
     example: bool = False,
     settings: Settings | None = None,
+    access_log: bool = False,
+    worker_log: str = "warning",
 ) -> int:
     import uvicorn
 
@@ -369,6 +486,7 @@ def serve(
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     supervisor = None
     keeper = None
+    events = None
     base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     try:
         if with_worker:
@@ -378,9 +496,10 @@ def serve(
                     print(f"PruneLab: {resumed} unfinished job(s) queued again", flush=True)
             # The one worker of an embedded server takes every queue: a job never waits for a worker
             # that does not exist (a cuda job on a machine without CUDA fails with a clear error).
-            supervisor = WorkerSupervisor(settings, list(QUEUES))
+            supervisor = WorkerSupervisor(settings, list(QUEUES), loglevel=worker_log)
             supervisor.start()
         keeper = LeaseKeeper(settings).start()  # re-queues jobs whose worker's lease expired
+        events = JobEvents(settings).start()
         if example:
             queued, stored = queue_examples(settings)
             print(examples_message(queued, base_url, stored), flush=True)
@@ -399,7 +518,16 @@ def serve(
         # The app (built by the factory from the environment) allows the Host names of this bind address.
         os.environ["PRUNELAB_HOST"] = host
         get_settings.cache_clear()
-        config = uvicorn.Config("backend.api:create_app", factory=True, host=host, port=port, log_level="info")
+        # Quiet by default: the job lines above and errors; --access-log adds uvicorn's start lines and
+        # one line per request.
+        config = uvicorn.Config(
+            "backend.api:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info" if access_log else "warning",
+            access_log=access_log,
+        )
         uvicorn.Server(config).run()
     except KeyboardInterrupt:
         pass
@@ -409,6 +537,8 @@ def serve(
             supervisor.stop()
         if keeper is not None:
             keeper.stop()
+        if events is not None:
+            events.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("PruneLab: stopped", flush=True)

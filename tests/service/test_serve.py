@@ -110,6 +110,38 @@ def test_serve_runs_a_job_submitted_over_http_and_ctrl_c_stops_both(served, tmp_
     wait_until(lambda: not process_group_alive(worker_pid), 10, "the worker's pool processes to exit with serve")
 
 
+def test_serve_is_quiet_one_line_per_job_event_and_no_request_lines(served, small_spec, wait_until):
+    server = served()
+    job_id = httpx.post(server.base + "/api/jobs", json=small_spec(name="quiet"), timeout=10).json()["id"]
+
+    def finished():
+        job = httpx.get(f"{server.base}/api/jobs/{job_id}", timeout=10).json()  # many requests: none printed
+        return job["status"] not in ("queued", "running") and job
+
+    assert wait_until(finished, 240, lambda: server.output[-3000:], interval_s=0.2)["status"] == "succeeded"
+    wait_until(lambda: f"job #{job_id} quiet succeeded" in server.output, 10, lambda: server.output)
+    assert server.stop(signal.SIGINT) == 0
+    lines = [line for line in server.output.splitlines() if line.strip()]
+    print("\n".join(lines))
+    head = f"PruneLab: job #{job_id} quiet"
+    assert f"{head} started (attempt 1)" in lines
+    steps = [line.split(": sparsity ")[0] for line in lines if line.startswith(f"{head} step ")]
+    assert steps == [f"{head} step {k}/3" for k in (1, 2, 3)]
+    assert any(line.startswith(f"{head} succeeded (3 steps, best accuracy 0.") for line in lines)
+    assert len(lines) <= 12, lines  # serve's own few lines, the job's lines, nothing else
+    out = server.output
+    assert "HTTP/1.1" not in out and "GET /api" not in out  # no access log by default
+    assert "superuser privileges" not in out and "celery@" not in out and "[config]" not in out  # no banner
+    assert "Uvicorn running" not in out
+
+
+def test_serve_access_log_prints_requests(served):
+    server = served("--no-worker", "--access-log")
+    assert httpx.get(server.base + "/api/jobs", timeout=10).status_code == 200
+    assert server.stop(signal.SIGINT) == 0
+    assert '"GET /api/jobs HTTP/1.1" 200' in server.output
+
+
 def test_kill_9_serve_mid_job_then_serve_again_never_two_workers_on_the_job(served, tmp_path, small_spec, wait_until):
     """serve killed with SIGKILL: its worker gets SIGTERM (PR_SET_PDEATHSIG), stops its job at the next
     check and releases it; serve started again resumes the job. The lease history shows at most one lease
