@@ -6,11 +6,19 @@ Every write is fenced by the attempt that holds the job: when another attempt to
 lease expired), the write is refused and the engine is stopped (Cancelled) with `stop_reason` "lost". The
 engine calls cancelled() every batch; the cancel flag is read from the database a couple of times a second
 at most, the lease and shutdown flags every time.
+
+Checkpoints are fenced too: the engine hands each step checkpoint's rename to commit_file, which renames
+inside a transaction that first renews this attempt's lease. That UPDATE is conditional on the attempt
+holding the job and locks the job's row until the commit, so no other attempt can claim the job between
+the check and the rename: an orphaned worker (its lease expired, the job resumed elsewhere) cannot
+overwrite checkpoints/step_k.pt of the attempt that took over.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from backend import store
 from backend.db import session_scope
@@ -31,6 +39,7 @@ class DbReporter:
         throttle_s: float = THROTTLE_S,
         lease=None,
         shutting_down=lambda: False,
+        lease_s: float | None = None,
     ):
         self.job_id = job_id
         self.attempt = attempt
@@ -38,6 +47,8 @@ class DbReporter:
         self.throttle_s = throttle_s
         self.lease = lease
         self.shutting_down = shutting_down
+        # The lease a fenced rename renews (commit_file): the worker's lease period.
+        self.lease_s = lease_s if lease_s is not None else lease.settings.lease_s if lease is not None else 60.0
         self._last_progress_write = float("-inf")
         self._last_state_read = float("-inf")
         # Why the engine was stopped: "cancel", "deleted", "lost" or "shutdown"; None while it may run.
@@ -63,7 +74,24 @@ class DbReporter:
         self._write(store.set_baseline, metrics)
 
     def on_step(self, step: dict) -> None:
+        if self.lease is not None and self.lease.lost.is_set():  # checked right before; add_step is fenced too
+            self._stop("lost")
+            raise Cancelled(f"job {self.job_id}: attempt {self.attempt} lost its lease")
         self._write(store.add_step, step)  # skips an index already stored (redelivery)
+
+    def commit_file(self, tmp: Path, path: Path) -> None:
+        """Rename the engine's temporary file `tmp` to `path` while this attempt holds the job (see the module
+        docstring); Cancelled (stop_reason "lost" or "deleted"), nothing renamed, otherwise."""
+        if self.lease is not None and self.lease.lost.is_set():
+            held = False
+        else:
+            with session_scope(self.database_url) as session:
+                held = store.renew_lease(session, self.job_id, self.attempt, self.lease_s)
+                if held:
+                    os.replace(tmp, path)
+        if not held:
+            self._stop(self._gone_or_lost())
+            raise Cancelled(f"job {self.job_id}: attempt {self.attempt} lost the job; {Path(path).name} not written")
 
     def on_sensitivity(self, rows: list[dict]) -> None:
         self._write(store.add_sensitivity, rows)  # one layer's rows, one transaction; kept on redelivery

@@ -9,6 +9,11 @@ A sensitivity scan has no steps: it calls on_sensitivity(rows) once per scanned 
 rows (layer, position in the network, sparsity, accuracy, val_accuracy, loss, params_removed,
 flops_removed, latency, ...). on_sensitivity is optional: the engine looks it up with getattr, so
 reporters written before it keep working (they get the grid in the returned result only).
+
+commit_file(tmp, path) is optional too: the engine writes each step checkpoint to a temporary file and,
+when the reporter has it, lets it do the rename into checkpoints/step_k.pt (the database reporter renames
+only while its attempt still holds the job, so a worker that lost the job never overwrites a checkpoint of
+the one that took it over; it raises Cancelled instead). Without it the engine renames the file itself.
 """
 
 from typing import Protocol

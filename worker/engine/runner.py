@@ -80,14 +80,15 @@ def baseline_key(spec: JobSpec) -> str:
     return hashlib.sha256(json.dumps(spec.training_key(), sort_keys=True).encode()).hexdigest()
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: readers never see half a file."""
+def atomic_save(obj: Any, path: Path, commit: Callable[[Path, Path], None] | None = None) -> None:
+    """torch.save to a temporary file, then rename: readers never see half a file. `commit(tmp, path)` does
+    the rename when given (a reporter's commit_file: the rename only while its job is still its own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
+        (commit or os.replace)(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -353,7 +354,7 @@ def _checkpoint(out_dir: Path, k: int) -> Path:
     return out_dir / "checkpoints" / f"step_{k}.pt"
 
 
-def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, splits: Splits, step: dict) -> None:
+def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, splits: Splits, step: dict, commit=None) -> None:
     # Only tensors and plain data, so every reader can use torch.load(weights_only=True). A physically
     # smaller model (channel removal) is rebuilt from build_model + pruner.restructure(): see load_checkpoint.
     # The spec is the job's spec.json, two levels up.
@@ -367,6 +368,7 @@ def _save_checkpoint(path: Path, model: nn.Module, pruner: Any, splits: Splits, 
             "step": summary,
         },
         path,
+        commit,
     )
 
 
@@ -681,7 +683,8 @@ class Job:
             "layers": layers,
         }
         step["seconds"] = time.perf_counter() - started
-        _save_checkpoint(_checkpoint(self.out_dir, k), model, pruner, self.splits, step)
+        commit = getattr(self.reporter, "commit_file", None)  # optional in the Reporter protocol
+        _save_checkpoint(_checkpoint(self.out_dir, k), model, pruner, self.splits, step, commit)
         return model, step
 
 
