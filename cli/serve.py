@@ -283,7 +283,7 @@ def requeue_unfinished(settings: Settings) -> int:
 
 
 def quick_presets() -> list[dict]:
-    """The presets marked quick (LeNet-300-100 on digits): curves within a minute on a laptop CPU."""
+    """The presets marked quick (LeNet-300-100 on digits): seconds each on a CPU (their labels say how long)."""
     from core.presets import PRESETS
 
     return [p for p in PRESETS if p.get("quick") and p["spec"]["dataset"] == "digits"]

@@ -5,6 +5,37 @@ epochs, so it runs in minutes on a CPU. Presets of one model share their trainin
 one cached baseline. Conv models see the 8x8 digits resized to 32x32 (see worker/engine/data.py).
 """
 
+import json
+from pathlib import Path
+
+# Measured by bench/bench_presets.py (`prunelab run`, cold baseline cache): {name: {first_point_s, total_s,
+# machine, ...}}; total_s null when the run was stopped after over_s seconds.
+TIMINGS_FILE = Path(__file__).with_name("preset_timings.json")
+
+
+def _seconds(s: float) -> str:
+    return f"~{s:.0f} s" if s < 90 else f"~{s / 60:.0f} min"
+
+
+def timing_text(timing: dict | None) -> str | None:
+    """ "first point in ~X s, done in ~Y s on a 2-core CPU" from one measurement, or None."""
+    if not timing or timing.get("first_point_s") is None:
+        return None
+    first = f"first point in {_seconds(timing['first_point_s'])}"
+    if timing.get("total_s") is not None:
+        rest = f"done in {_seconds(timing['total_s'])}"
+    else:
+        rest = f"full run > {max(1, int(timing.get('over_s', 0) // 60))} min"
+    return f"{first}, {rest} on a {timing.get('machine', 'CPU')}"
+
+
+def _load_timings() -> dict:
+    try:
+        return json.loads(TIMINGS_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 _LENET_TRAIN = {"epochs": 20, "optimizer": "adam", "lr": 0.001, "batch_size": 64}
 # Adam converges in few steps on 1,437 images where the full-size SGD recipe needs many epochs.
 _CONV_TRAIN = {"epochs": 4, "optimizer": "adam", "lr": 0.001, "batch_size": 64}
@@ -144,6 +175,18 @@ PRESETS: list[dict] = [
         ["lenet", "sensitivity"],
     ),
 ]
+
+
+def _with_timings(presets: list[dict], timings: dict) -> list[dict]:
+    for preset in presets:
+        text = timing_text(timings.get(preset["name"]))
+        if text:
+            preset["timing"] = text
+            preset["label"] = f"{preset['label']} ({text})"
+    return presets
+
+
+_with_timings(PRESETS, _load_timings())
 
 # Sweeps: one spec with `sweep` (core.sweep) that the form submits as one group of jobs. Kept apart from
 # PRESETS, which are single jobs (`prunelab serve --example` queues those); the catalog offers both.

@@ -83,7 +83,7 @@ export async function render(root, params, { signal }) {
     const dataset = catalog.datasets.find(d => d.name === spec.dataset);
     fill(experimentBox,
       h('div', { class: 'field wide' }, h('label', { for: 'f-preset' }, 'preset'), presetSelect,
-        h('div', { class: 'hint' }, "The papers' experiments, sized for the built-in digits data: curves within a minute on a laptop.")),
+        h('div', { class: 'hint' }, "The papers' experiments, sized for the built-in digits data; each says how long it took to its first point and to the end on the machine it was measured on.")),
       paramField('name', { name: 'name', type: 'str', default: 'experiment', help: '' }, spec.name),
       paramField('tags', { name: 'tags', type: 'strlist', default: [], help: 'to filter and group runs' }, spec.tags),
       paramField('model', enumParam('model', catalog.models.map(m => m.name)), spec.model, models[spec.model]?.label),
