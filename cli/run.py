@@ -179,6 +179,8 @@ def run_spec_file(spec_path: Path, out_dir: Path) -> int:
 
 def _run(spec: JobSpec, out_dir: Path, settings) -> int:
     from worker.engine.data import DatasetMissing
+    from worker.engine.models import ModelUnavailable
+    from worker.engine.pruning.channel import ChannelPruningRefused
     from worker.engine.runner import dir_size_bytes, run_job
 
     reporter = TqdmReporter(out_dir, spec.model_dump(mode="json"))
@@ -203,6 +205,8 @@ def _run(spec: JobSpec, out_dir: Path, settings) -> int:
         return _error(str(exc))
     except DatasetMissing as exc:
         return _error(f"dataset: {exc}")
+    except (ModelUnavailable, ChannelPruningRefused) as exc:  # each names its field
+        return _error(str(exc))
     except (Cancelled, KeyboardInterrupt):
         reporter.close()
         reporter.result["seconds"] = time.perf_counter() - started
