@@ -196,3 +196,32 @@ def test_mask_methods_on_a_torchvision_model(kind):
     total = sum(layers[n].weight.numel() for n in spec.pruned_layers())
     assert 0.45 < zeros / total < 0.55
     assert model.eval()(torch.randn(2, *SMALL)).shape == (2, 10)
+
+
+def test_group_lasso_on_a_torchvision_model():
+    torch.manual_seed(0)
+    model = build_model("torchvision:mobilenet_v3_small", SMALL, 10)
+    spec = parse_spec(
+        {
+            "model": "torchvision:mobilenet_v3_small",
+            "dataset": "cifar10",
+            "schedule": {"kind": "oneshot"},
+            "method": {"kind": "group_lasso", "epochs": 1, "strength": 1e-3, "threshold": 0.05},
+        }
+    )
+    pruner = make_pruner(spec, model, SMALL)
+    penalties = []
+
+    def train_fn(m, epochs, p):  # one regularised SGD step stands in for the epochs
+        m.train()
+        penalty = p.penalty(m)
+        penalties.append(float(penalty))
+        loss = nn.functional.cross_entropy(m(torch.randn(2, *SMALL)), torch.tensor([0, 1])) + penalty
+        loss.backward()
+        torch.optim.SGD(m.parameters(), lr=0.01).step()
+
+    before = sum(p.numel() for p in model.parameters())
+    pruner.prune(model, 0.3, None, train_fn)
+    assert penalties and penalties[0] > 0
+    assert sum(p.numel() for p in model.parameters()) < before
+    assert model.eval()(torch.randn(2, *SMALL)).shape == (2, 10)
