@@ -167,7 +167,12 @@ def test_vit_embedding_pruned_in_multiples_of_heads():
 
 
 @pytest.mark.parametrize(
-    "name, layer", [("shufflenet_v2_x0_5", "stage2.0 (InvertedResidual)"), ("swin_t", "features.1.0.attn")]
+    "name, layer",
+    [
+        ("shufflenet_v2_x0_5", "stage2.0 (InvertedResidual)"),
+        ("swin_t", "features.1.0.attn"),
+        ("maxvit_t", "PartitionAttentionLayer"),
+    ],
 )
 def test_channel_pruning_refused_with_one_line(name, layer):
     model = build_model(f"torchvision:{name}", SMALL, 10)

@@ -25,7 +25,8 @@ Structures (torchvision's zoo): grouped and depthwise convolutions, squeeze-exci
 (DenseNet, Inception) and residual sums are followed by Torch-Pruning's dependency graph. A group that
 contains an nn.MultiheadAttention (ViT's embedding width) keeps a multiple of its heads, and ViT's
 hidden_dim follows the pruned embedding. Models whose channel dependencies the graph cannot follow
-(ShuffleNet-V2's channel shuffle, Swin's shifted windows) are refused with one line naming the layer.
+(ShuffleNet-V2's channel shuffle, Swin's shifted windows, MaxViT's partitions) are refused with one
+line naming the layer.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ UNSUPPORTED = {
     "ShiftedWindowAttention": "Swin's shifted-window attention (its window partition reshapes are not traced)",
     "ShiftedWindowAttentionV2": "Swin-V2's shifted-window attention (its window partition reshapes are not traced)",
     "InvertedResidual@shufflenetv2": "ShuffleNet-V2's channel shuffle (a reshape-transpose that interleaves groups)",
+    # Torch-Pruning's graph walk did not finish within 25 minutes on MaxViT-T (CPU): refused rather than hung.
+    "PartitionAttentionLayer": "MaxViT's block and grid partition attention (its partition reshapes are not traced)",
 }
 
 
