@@ -52,7 +52,7 @@ from core.spec import IterativeSchedule, JobSpec, OneShotSchedule, SensitivitySc
 from worker.engine import sensitivity
 from worker.engine.data import Splits, load_dataset
 from worker.engine.metrics import LATENCY_BUDGET_S, measure_latency, measure_model
-from worker.engine.models import CONV_INPUT_SIZE, build_model
+from worker.engine.models import build_model, data_image_size
 from worker.engine.pruning import Pruner, make_pruner
 from worker.engine.reporter import Reporter
 from worker.engine.training import CancelCheck, TrainConfig, TrainResult, evaluate, state_copy, train
@@ -257,7 +257,7 @@ def step_targets(spec: JobSpec, sizes: dict[str, int]) -> list[tuple[float, dict
 
 def _model_for(spec: JobSpec, splits: Splits, device: torch.device) -> nn.Module:
     torch.manual_seed(spec.seed)
-    return build_model(spec.model, splits.shape, splits.num_classes).to(device)
+    return build_model(spec.model, splits.shape, splits.num_classes, spec.pretrained).to(device)
 
 
 def _measure(
@@ -523,7 +523,7 @@ class Job:
             device,
             spec.train.val_fraction,
             spec.seed,
-            image_size=None if spec.model == "lenet300_100" else CONV_INPUT_SIZE,
+            image_size=data_image_size(spec.model),
         )
         probe = _model_for(spec, self.splits, device)
         self.schedule = make_schedule(spec, layer_sizes(probe, spec.pruned_layers()))

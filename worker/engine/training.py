@@ -94,9 +94,8 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH) -> tu
     correct = 0
     loss_sum = 0.0
     n = len(split)
-    for start in range(0, n, batch_size):
-        logits = model(split.x[start : start + batch_size])
-        target = split.y[start : start + batch_size]
+    for x, target in split.batches(batch_size):
+        logits = model(x)
         loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         correct += int((logits.argmax(dim=1) == target).sum())
     model.train(was_training)
@@ -140,7 +139,7 @@ def train(
     started = time.perf_counter()
     check = CancelCheck(reporter)
     check(force=True)
-    device = splits.train.x.device
+    device = splits.train.device
     gen = torch.Generator(device=device).manual_seed(seed)
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     if 0 in snapshot_epochs:
@@ -168,12 +167,10 @@ def train(
     epoch_loss = float("nan")
     model.train()
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(n, generator=gen, device=device)
         loss_sum = torch.zeros((), device=device)
-        for step in range(steps_per_epoch):
+        # held whole: a permutation from `gen`, batches by index; streamed: a DataLoader seeded from `gen`
+        for step, (x, y) in enumerate(splits.train.batches(cfg.batch_size, gen)):
             check()
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x, y = splits.train.x[idx], splits.train.y[idx]
             if pad_value is not None:
                 x = augment_batch(x, pad_value, gen)
             optimizer.zero_grad(set_to_none=True)
