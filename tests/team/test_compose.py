@@ -213,7 +213,7 @@ def test_dockerfiles_small_non_root_and_torch_only_in_the_worker():
         user = re.findall(r"^USER (\S+)$", text, re.M)
         assert user and user[-1] not in ("root", "0")
     assert re.search(r"pip install \.( |$)", api, re.M) and "[worker]" not in api
-    assert "'.[worker]'" in worker
+    assert "'.[worker,export]'" in worker
 
     import tomllib
 
