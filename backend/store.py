@@ -1266,3 +1266,25 @@ def sensitivity_grid(session: Session, job_id: int) -> list[dict[str, Any]]:
         .order_by(SensitivityPoint.position, SensitivityPoint.sparsity)
     )
     return [{"layer": p.layer, "position": p.position, "sparsity": p.sparsity, **p.metrics} for p in session.scalars(q)]
+
+
+# ---- worker catalogs
+
+
+def set_worker_catalog(session: Session, name: str, catalog: dict[str, Any]) -> bool:
+    """Store what worker `name` can run (worker.engine.catalog.worker_catalog's dict); False when it has no row."""
+    return session.execute(update(Worker).where(Worker.name == name).values(catalog=catalog)).rowcount == 1
+
+
+def online_worker_catalogs(session: Session, online_within_s: float, now: datetime | None = None) -> list[dict]:
+    """{"name", "queues", "device", "catalog"} of every online worker, by name (catalog None until published)."""
+    cutoff = (now or utcnow()) - timedelta(seconds=online_within_s)
+    q = (
+        select(Worker.name, Worker.queues, Worker.device, Worker.catalog)
+        .where(Worker.stopped_at.is_(None), Worker.last_heartbeat > cutoff)
+        .order_by(Worker.name)
+    )
+    return [
+        {"name": name, "queues": list(queues or []), "device": device, "catalog": catalog}
+        for name, queues, device, catalog in session.execute(q)
+    ]

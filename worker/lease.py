@@ -6,7 +6,8 @@ fenced by the attempt, so a worker that lost its lease (it was cut off, or presu
 handed to another) can no longer write anything, and stops at its next check. Every worker's main process
 and `prunelab serve` run a LeaseKeeper: it re-queues jobs whose lease expired (and enqueues them again), so
 a killed worker's job resumes within lease_s + lease_s / 3, whatever the broker's visibility timeout. A
-worker's LeaseKeeper also keeps its row in the workers table (heartbeat, device).
+worker's LeaseKeeper also keeps its row in the workers table (heartbeat, device) and publishes the worker's
+catalog there (the models and datasets it can run), which the API checks submitted specs against.
 
 Nothing here imports torch: `serve` runs the reaper without the engine (the device probe runs torch in a
 subprocess, so the worker's main process never initialises CUDA before it forks its pool).
@@ -141,16 +142,39 @@ def probe_device() -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def probe_catalog(data_dir: str) -> dict:
+    """worker.engine.catalog.worker_catalog(data_dir), layers included, from torch in a subprocess (about 5 s
+    on a 2-core CPU: every torchvision model is built on the meta device to list its layers)."""
+    code = (
+        "import json, sys\n"
+        "from worker.engine.catalog import worker_catalog\n"
+        "print(json.dumps(worker_catalog(sys.argv[1], layers=True)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "catalog probe failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 class LeaseKeeper:
     """A daemon thread ticking every lease_s / 3: reaps expired leases and, for a worker (`worker` given:
-    name, queues, concurrency), registers it, beats its heartbeat and fills in its device. Its own unpooled
+    name, queues, concurrency), registers it, beats its heartbeat and fills in its device and its catalog
+    (`catalog`: a function returning it; by default probe_catalog of the data directory). Its own unpooled
     engine: the worker's main process forks pool processes at any time, and must not hand them an open
     connection."""
 
-    def __init__(self, settings: Settings, worker: dict | None = None, probe: Callable[[], dict] = probe_device):
+    def __init__(
+        self,
+        settings: Settings,
+        worker: dict | None = None,
+        probe: Callable[[], dict] = probe_device,
+        catalog: Callable[[], dict] | None = None,
+    ):
         self.settings = settings
         self.worker = worker
         self.probe = probe
+        self.catalog = catalog or (lambda: probe_catalog(str(settings.data_dir)))
+        self._catalog: dict | None = None
         self._engine = make_engine(settings.database_url, pooled=False)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._device: dict = {}
@@ -161,6 +185,7 @@ class LeaseKeeper:
         if self.worker is not None:
             self._register()
             threading.Thread(target=self._fill_device, name="device-probe", daemon=True).start()
+            threading.Thread(target=self._publish_catalog, name="catalog-probe", daemon=True).start()
         self._thread.start()
         return self
 
@@ -193,6 +218,8 @@ class LeaseKeeper:
                 concurrency=w["concurrency"],
                 **self._device,
             )
+            if self._catalog is not None:
+                store.set_worker_catalog(session, w["name"], self._catalog)
 
     def _fill_device(self) -> None:
         try:
@@ -201,6 +228,15 @@ class LeaseKeeper:
                 store.update_worker(session, self.worker["name"], **self._device)
         except Exception:
             log.warning("could not find out this worker's device", exc_info=True)
+
+    def _publish_catalog(self) -> None:
+        try:
+            catalog = self.catalog()
+            with session_scope(sessions=self._sessions) as session:
+                store.set_worker_catalog(session, self.worker["name"], catalog)
+            self._catalog = catalog
+        except Exception:
+            log.warning("could not publish this worker's catalog", exc_info=True)
 
     def tick(self) -> None:
         """One round: heartbeat (registering again if the row went away), then reap."""

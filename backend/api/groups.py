@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 
 from backend import store
+from backend.api.catalogs import spec_problems
 from backend.api.deps import DB, MAX_ID, ApiError, AppSettings, api_error, error_item, public_jobs
 from backend.api.jobs import _enqueue, _over_limit, _queue_limit
 from backend.api.schemas import (
@@ -76,6 +77,11 @@ def submit_group(
     except SpecError as err:
         raise _spec_error(err) from None
     specs = [JobSpec.model_validate(s) for s in expanded]  # each parsed once already: no error here
+    online = store.online_worker_catalogs(session, settings.worker_online_s)
+    for spec in specs:  # what the online workers offer (models, datasets, layers)
+        problems = spec_problems(spec, online)
+        if problems:
+            raise _spec_error(SpecErrors(problems)) from None
     owner_id = user.id if user else None
     limit, _ = _queue_limit(settings, owner_id)
     name = str(body.get("name") or JobSpec.model_fields["name"].default)[:200]

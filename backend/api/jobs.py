@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from backend import store
+from backend.api.catalogs import spec_problems
 from backend.api.deps import (
     DB,
     ApiError,
@@ -122,6 +123,7 @@ def submit_job(
     if source_job_id is not None and store.get_job(session, source_job_id) is None:
         raise invalid(("query", "source_job_id"), f"no job {source_job_id}", "the id of a stored job", source_job_id)
     too_long = epoch_errors(spec, settings.max_job_epochs)
+    too_long += spec_problems(spec, store.online_worker_catalogs(session, settings.worker_online_s))
     if too_long:
         items = [error_item(e.message, e.field, e.allowed) for e in too_long]
         raise ApiError(422, "; ".join(str(e) for e in too_long), items)

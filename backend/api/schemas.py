@@ -296,14 +296,33 @@ class CatalogParam(_Open):
 class CatalogModel(_Open):
     name: str
     label: str
-    layers: list[str]
-    default_layers: list[str]
+    layers: list[str] | None = Field(description="prunable layers; null when the worker could not list them")
+    default_layers: list[str] | None
+    source: Literal["builtin", "torchvision", "plugin"] = Field(
+        "builtin", description="built in, torchvision:NAME, or plugin:NAME (entry-point group prunelab.models)"
+    )
+    workers: list[str] = Field([], description="online workers that offer it (empty: no worker has published)")
 
 
 class CatalogDataset(_Open):
     name: str
     label: str
     builtin: bool
+    classes: int | None = None
+    shape: list[int] | None = Field(None, description="channels, height, width")
+    present: bool | None = Field(
+        None, description="its files are in an online worker's data directory (null: no worker has published)"
+    )
+    train_images: int | None = None
+    test_images: int | None = None
+    workers: list[str] = Field([], description="online workers that have it")
+
+
+class CatalogWorker(BaseModel):
+    name: str
+    queues: list[str]
+    device: str | None
+    published: bool = Field(description="whether it has published its catalog yet (a few seconds after start)")
 
 
 class CatalogKind(_Open):
@@ -331,6 +350,15 @@ class Catalog(BaseModel):
     measure: CatalogSection
     devices: list[str]
     presets: list[CatalogPreset]
+    workers: list[CatalogWorker] = Field([], description="the online workers")
+
+
+class ExportQueued(BaseModel):
+    job_id: int
+    step: int = Field(description="1-based step number")
+    format: Literal["onnx", "torchscript", "state_dict"]
+    status: Literal["queued", "ready"] = Field(description="ready: the file exists already (GET it)")
+    url: str = Field(description="GET it to download the file once the worker has written it")
 
 
 class Me(BaseModel):

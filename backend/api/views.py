@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from backend import store
+from backend.api.catalogs import catalog_response
 from backend.api.deps import DB, MAX_ID, AppSettings, api_error, invalid, public_jobs
 from backend.api.schemas import READ_ERRORS, Catalog, CompareResponse, Health, Me, error_responses, respond
 from backend.auth import Reader
@@ -97,12 +98,12 @@ def compare(
     "/catalog",
     response_model=Catalog,
     responses=error_responses(*READ_ERRORS),
-    summary="Models, datasets, methods, schedules: parameters, types, ranges, defaults",
+    summary="Models (built-in, torchvision, plugins), datasets, methods, schedules, and the online workers "
+    "offering each model and dataset",
 )
-def catalog(user: Reader) -> Response:
-    from core.spec import catalog as build_catalog
-
-    return respond(Catalog, build_catalog())
+def catalog(session: DB, user: Reader, settings: AppSettings) -> Response:
+    online = store.online_worker_catalogs(session, settings.worker_online_s)
+    return respond(Catalog, catalog_response(online))
 
 
 @router.get(

@@ -11,19 +11,22 @@ from worker.lease import LeaseKeeper
 
 INFO = {"name": "prunelab-1@gpu-box", "queues": ["gpu", "default"], "concurrency": 2}
 DEVICE = {"device": "cuda", "gpu_name": "NVIDIA H200", "gpu_memory_bytes": 150_000_000_000, "torch_version": "2.9.0"}
+CATALOG = {"models": [{"name": "plugin:tiny", "label": "tiny", "family": "plugin"}], "datasets": [], "devices": []}
 
 
 def test_a_lease_keeper_registers_its_worker_beats_and_marks_it_stopped(api_settings, client, wait_until):
     settings = api_settings.model_copy(update={"lease_s": 3.0})
-    keeper = LeaseKeeper(settings, INFO, probe=lambda: DEVICE).start()
+    keeper = LeaseKeeper(settings, INFO, probe=lambda: DEVICE, catalog=lambda: CATALOG).start()
     try:
         workers = wait_until(
-            lambda: [w for w in client.get("/api/workers").json()["items"] if w["device"]], 10, "the device probe"
+            lambda: [w for w in client.get("/api/workers").json()["items"] if w["device"] and w["catalog"]],
+            10,
+            "the device and catalog probes",
         )
         (w,) = workers
         assert w["name"] == INFO["name"] and w["queues"] == ["gpu", "default"] and w["concurrency"] == 2
         assert (w["gpu_name"], w["gpu_memory_bytes"], w["torch_version"]) == ("NVIDIA H200", 150e9, "2.9.0")
-        assert w["online"] is True and w["stopped_at"] is None and w["catalog"] is None
+        assert w["online"] is True and w["stopped_at"] is None and w["catalog"] == CATALOG
         first = w["last_heartbeat"]
         wait_until(lambda: client.get("/api/workers").json()["items"][0]["last_heartbeat"] > first, 10, "a heartbeat")
     finally:
