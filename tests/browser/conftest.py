@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # prunelab_server, seed_runs
-
-from prunelab_server import CHROMIUM_ARGS, VIEWPORT, start_server, stop_server  # noqa: E402
+from prunelab_server import CHROMIUM_ARGS, VIEWPORT, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
