@@ -1,9 +1,18 @@
-"""Queue names and the task name the API and the workers agree on (the broker only carries "run job N")."""
+"""Queue names and the task names the API and the workers agree on (the broker carries only "run job N"
+and "export step K of job N")."""
 
 from __future__ import annotations
 
 QUEUES = ("default", "cpu", "gpu")
 TASK_NAME = "prunelab.run_job"
+EXPORT_TASK_NAME = "prunelab.export_step"  # (job id, 1-based step, format): writes exports/step-K.<ext>
+EXPORT_FORMATS = ("onnx", "torchscript", "state_dict")
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "state_dict": ".state_dict.pt"}
+
+
+def export_file_name(step: int, fmt: str) -> str:
+    """The file of 1-based step `step` exported as `fmt`, inside the job's artifact dir's exports/ folder."""
+    return f"step-{int(step)}{EXPORT_SUFFIXES[fmt]}"
 
 
 def check_queue(queue: str) -> str:

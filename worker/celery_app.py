@@ -9,4 +9,4 @@ from core.settings import Settings
 
 
 def worker_app(settings: Settings | None = None) -> Celery:
-    return make_celery(settings, include=["worker.tasks"])
+    return make_celery(settings, include=["worker.tasks", "worker.export_task"])

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 import frontend
 from backend import broker
-from backend.api import events, groups, jobs, sensitivity, views, workers
+from backend.api import events, exports, groups, jobs, sensitivity, views, workers
 from backend.api.cache import LIST_TTL_S, LRU
 from backend.api.deps import install_error_handlers
 from backend.api.limits import BodySizeLimit
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[int, str], A
     app.state.sessions = get_sessionmaker(settings.database_url)
     app.state.sqlite = settings.database_url.startswith("sqlite")
     app.state.enqueue = enqueue or broker.enqueue_job
+    app.state.enqueue_export = exports.enqueue_export
     app.state.list_cache = LRU(256, ttl_s=LIST_TTL_S)
     app.state.mask_cache = LRU(32)  # a 256 x 256 heatmap body is ~0.4 MB
     app.state.auth_failures = FailedAuthLimiter()
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[int, str], A
     app.include_router(events.router)
     app.include_router(workers.router)
     app.include_router(sensitivity.router)
+    app.include_router(exports.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     # Added last, so outermost: its headers are on every response, the 413 above included.

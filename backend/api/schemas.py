@@ -56,6 +56,7 @@ def error_responses(*codes: int, by_ref: bool = False) -> dict[int | str, dict[s
         429: "Too many failed authentications from this client (wait for Retry-After seconds), or too many "
         "queued or running jobs for this user (PRUNELAB_MAX_QUEUED_JOBS_PER_USER; with auth off "
         "PRUNELAB_MAX_QUEUED_JOBS_ANONYMOUS)",
+        503: "The broker cannot be reached: nothing was queued",
     }
     if by_ref:
         content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}

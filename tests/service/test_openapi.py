@@ -33,10 +33,13 @@ ERRORS = {
     ("post", "/api/groups"): WRITE | {413, 429},
     ("get", "/api/groups"): READ,
     ("get", "/api/groups/{group_id}"): READ | {404},
+    ("post", "/api/jobs/{job_id}/steps/{step}/export"): WRITE | {404},  # and 503: the broker is down
+    ("get", "/api/jobs/{job_id}/steps/{step}/export"): READ | {404},
 }
 NOT_JSON = {
     ("get", "/api/jobs/{job_id}/export.csv"): "text/csv",
     ("get", "/api/jobs/{job_id}/checkpoint"): "application/octet-stream",
+    ("get", "/api/jobs/{job_id}/steps/{step}/export"): "application/octet-stream",
     ("get", "/api/events"): "text/event-stream",
 }
 

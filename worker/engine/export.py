@@ -54,9 +54,14 @@ def step_checkpoint(run_dir: Path, step: int) -> Path:
 
 def load_step(run_dir: Path, step: int) -> tuple[nn.Module, dict]:
     """(model in eval mode on the CPU, checkpoint dict with the job's spec under "spec") of 1-based step `step`."""
+    return load_checkpoint(step_checkpoint(run_dir, step), run_dir)
+
+
+def load_checkpoint(path: Path, run_dir: Path) -> tuple[nn.Module, dict]:
+    """(model in eval mode on the CPU, checkpoint dict with the job's spec under "spec") of checkpoint `path`
+    of the run directory `run_dir` (a worker's job directory has no result.json: its steps are in the database)."""
     from worker.engine.runner import SPEC_FILE, load_checkpoint_model
 
-    path = step_checkpoint(run_dir, step)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if "spec" not in ckpt:  # one spec.json per run directory
         spec_file = Path(run_dir) / SPEC_FILE
@@ -74,8 +79,13 @@ def example_input(ckpt: dict, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, *ckpt["in_shape"], generator=torch.Generator().manual_seed(0))
 
 
+ONNX_SINGLE_FILE_MAX_BYTES = 2**31 - 2**27  # protobuf's 2 GiB limit, with room for the graph
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    """One self-contained .onnx file; weights above protobuf's 2 GiB limit go to FILE.data beside it."""
     batch = torch.export.Dim("batch", min=1, max=65536)
+    weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -86,6 +96,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
             output_names=["logits"],
             dynamic_shapes=({0: batch},),
             dynamo=True,
+            external_data=weight_bytes > ONNX_SINGLE_FILE_MAX_BYTES,
             verbose=False,
         )
 
@@ -206,7 +217,14 @@ def export_step(run_dir: Path, step: int, fmt: str, out: Path) -> dict:
     {"out", "format", "compact", "safetensors" (path or None), "onnx_max_diff" (onnx only), "params"}."""
     if fmt not in FORMATS:
         raise ExportError(f"format: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    model, ckpt = load_step(run_dir, step)
+    return export_checkpoint(step_checkpoint(run_dir, step), run_dir, fmt, out)
+
+
+def export_checkpoint(path: Path, run_dir: Path, fmt: str, out: Path) -> dict:
+    """export_step for the checkpoint `path` of the run directory `run_dir`."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    model, ckpt = load_checkpoint(path, run_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(ckpt, 2)
