@@ -139,6 +139,11 @@ export const errorSlot = path => h('div', { class: 'field-error', 'data-error-fo
 
 // The checkboxes of the layers to prune, with default / all / none shortcuts.
 export function layersField(model, chosenLayers, onChange) {
+  if (!model?.layers) { // a large torchvision model the worker could not list without building it
+    return h('div', { class: 'field wide', 'data-field': 'method.layers' }, h('label', {}, 'layers to prune'),
+      h('div', { class: 'hint' }, `the layers of ${model?.name || 'this model'} are known once a worker builds it: its default layers are pruned`),
+      errorSlot('method.layers'));
+  }
   const chosen = new Set(chosenLayers || model.default_layers);
   const boxes = model.layers.map(name => h('label', { class: 'layer-choice' },
     h('input', { type: 'checkbox', value: name, checked: chosen.has(name), 'data-layer': name }), name));
@@ -161,7 +166,7 @@ export function readLayers(form, model, fallback) {
   const boxes = [...form.querySelectorAll('#f-method-layers input[type=checkbox]')];
   if (!boxes.length) return fallback ?? null;
   const chosen = boxes.filter(b => b.checked).map(b => b.value);
-  const defaults = model.default_layers;
+  const defaults = model?.default_layers || [];
   const same = chosen.length === defaults.length && chosen.every(n => defaults.includes(n));
   return same ? null : chosen;
 }

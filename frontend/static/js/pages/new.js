@@ -4,6 +4,7 @@
 import { api, ApiError, canWrite, getCatalog, getMe, readOnlyReason } from '../api.js';
 import { clearErrors, clearFieldError, setFieldError, showErrors } from '../form/errors.js';
 import { errorSlot, FieldError, getPath, layersField, paramField, readInput, readLayers, setPath } from '../form/fields.js';
+import { modelField, workersLine } from '../form/models.js';
 import { catalogIndex, completeSpec, defaultSpec, defaultsOf } from '../form/spec.js';
 import { sweepSection } from '../form/sweep.js';
 import { predictScheduleOutcome } from '../format.js';
@@ -73,6 +74,11 @@ export async function render(root, params, { signal }) {
 
   // ------------------------------------------------------------ sections
 
+  const modelSearch = { query: '' }; // the model search box's text, kept across redraws
+  const datasetHint = d => (!d ? '' : [d.label, d.classes ? `${d.classes} classes` : '',
+    d.train_images ? `${d.train_images} train / ${d.test_images} test images` : '',
+    d.builtin ? '' : d.present === false ? 'no online worker has its files' : d.present ? '' : 'read from the data directory'].filter(Boolean).join(' · '));
+
   function drawExperiment() {
     const presetSelect = h('select', { id: 'f-preset', onchange: () => {
       chosenPreset = presets.some(p => p.name === presetSelect.value) ? presetSelect.value : '';
@@ -86,14 +92,14 @@ export async function render(root, params, { signal }) {
         h('div', { class: 'hint' }, "The papers' experiments, sized for the built-in digits data; each says how long it took to its first point and to the end on the machine it was measured on.")),
       paramField('name', { name: 'name', type: 'str', default: 'experiment', help: '' }, spec.name),
       paramField('tags', { name: 'tags', type: 'strlist', default: [], help: 'to filter and group runs' }, spec.tags),
-      paramField('model', enumParam('model', catalog.models.map(m => m.name)), spec.model, models[spec.model]?.label),
-      paramField('dataset', enumParam('dataset', catalog.datasets.map(d => d.name)), spec.dataset,
-        dataset ? `${dataset.label}${dataset.builtin ? '' : '; downloaded into the data directory on first use'}` : ''),
+      modelField(catalog.models, spec.model, modelSearch),
+      paramField('dataset', enumParam('dataset', catalog.datasets.map(d => d.name)), spec.dataset, datasetHint(dataset)),
+      workersLine(catalog, spec),
       paramField('device', enumParam('device', catalog.devices, { default: 'auto', help: 'auto: a GPU worker if the server has one' }), spec.device),
       paramField('seed', { name: 'seed', type: 'int', default: 0, min: 0, help: '' }, spec.seed));
   }
 
-  const layerHint = p => (p.type === 'map' ? `layers: ${models[spec.model].layers.join(', ')}` : '');
+  const layerHint = p => (p.type === 'map' && models[spec.model]?.layers ? `layers: ${models[spec.model].layers.join(', ')}` : '');
 
   function drawMethod() {
     fill(methodBox,
@@ -175,7 +181,7 @@ export async function render(root, params, { signal }) {
     const path = event.target.dataset?.path || event.target.closest('[data-field]')?.dataset.field;
     if (path) clearFieldError(form, path);
     update();
-    if (event.target.name === 'model' || event.target.name === 'dataset') {
+    if (['model', 'dataset', 'device'].includes(event.target.name)) {
       if (event.target.name === 'model') spec.method.layers = null; // the new model's default layers
       drawExperiment(); drawMethod(); drawSchedule();
       update();

@@ -2,6 +2,7 @@
 // step, per-layer sparsity, dense vs realised size / FLOPs / latency, and the block-mask heatmap of any
 // pruned layer with a slider over the steps. Cancel, retry, delete, clone, downloads.
 import { api, ApiError, download, getMe } from '../api.js';
+import { exportButtons } from '../run/exports.js';
 import { draw, loadPlotly, onPointClick, purge } from '../charts.js';
 import { isActive, methodColor } from '../constants.js';
 import { runCurveFigure } from '../figures/run-curve.js';
@@ -142,7 +143,8 @@ export async function render(root, { id }, { signal }) {
       file('download-csv', 'CSV', `/api/jobs/${job.id}/export.csv`, `prunelab-run-${job.id}.csv`),
       file('download-json', 'JSON', `/api/jobs/${job.id}/export.json`, `prunelab-run-${job.id}.json`),
       file('download-checkpoint', index === null ? 'checkpoint' : `checkpoint of step ${index + 1}`,
-        `/api/jobs/${job.id}/checkpoint?step=${index}`, `prunelab-run-${job.id}-step-${index + 1}.pt`, index === null));
+        `/api/jobs/${job.id}/checkpoint?step=${index}`, `prunelab-run-${job.id}-step-${index + 1}.pt`, index === null),
+      exportButtons(job.id, index === null ? null : index + 1, { isStopped: () => signal.aborted }));
   }
 
   function selectStep(index) {
