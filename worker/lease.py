@@ -7,7 +7,8 @@ handed to another) can no longer write anything, and stops at its next check. Ev
 and `prunelab serve` run a LeaseKeeper: it re-queues jobs whose lease expired (and enqueues them again), so
 a killed worker's job resumes within lease_s + lease_s / 3, whatever the broker's visibility timeout. A
 worker's LeaseKeeper also keeps its row in the workers table (heartbeat, device) and publishes the worker's
-catalog there (the models and datasets it can run), which the API checks submitted specs against.
+catalog there (the models and datasets it can run), which the API checks submitted specs against, and
+publishes it again when the data directory changes (a dataset or an image folder added).
 
 Nothing here imports torch: `serve` runs the reaper without the engine (the device probe runs torch in a
 subprocess, so the worker's main process never initialises CUDA before it forks its pool).
@@ -156,6 +157,25 @@ def probe_catalog(data_dir: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def data_dir_signature(data_dir: str, depth: int = 3) -> tuple:
+    """Names and modification times of the data directory's folders `depth` levels down (NAME/train/CLASS):
+    it changes when a dataset or an image folder is added, removed or given new classes."""
+    out = []
+
+    def walk(path: str, level: int) -> None:
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    out.append((entry.path, entry.stat(follow_symlinks=False).st_mtime_ns))
+                    if level < depth and entry.is_dir(follow_symlinks=False):
+                        walk(entry.path, level + 1)
+        except OSError:
+            pass
+
+    walk(str(data_dir), 1)
+    return tuple(sorted(out))
+
+
 class LeaseKeeper:
     """A daemon thread ticking every lease_s / 3: reaps expired leases and, for a worker (`worker` given:
     name, queues, concurrency), registers it, beats its heartbeat and fills in its device and its catalog
@@ -175,6 +195,8 @@ class LeaseKeeper:
         self.probe = probe
         self.catalog = catalog or (lambda: probe_catalog(str(settings.data_dir)))
         self._catalog: dict | None = None
+        self._data_signature: tuple | None = None  # of the data directory when the catalog was last computed
+        self._publishing = threading.Lock()
         self._engine = make_engine(settings.database_url, pooled=False)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._device: dict = {}
@@ -230,13 +252,25 @@ class LeaseKeeper:
             log.warning("could not find out this worker's device", exc_info=True)
 
     def _publish_catalog(self) -> None:
+        if not self._publishing.acquire(blocking=False):
+            return
         try:
+            self._data_signature = data_dir_signature(self.settings.data_dir)
             catalog = self.catalog()
             with session_scope(sessions=self._sessions) as session:
                 store.set_worker_catalog(session, self.worker["name"], catalog)
             self._catalog = catalog
         except Exception:
             log.warning("could not publish this worker's catalog", exc_info=True)
+        finally:
+            self._publishing.release()
+
+    def _refresh_catalog(self) -> None:
+        """Publish the catalog again (in the background) when the data directory changed since it was made."""
+        if self._data_signature is None or self._publishing.locked():
+            return
+        if data_dir_signature(self.settings.data_dir) != self._data_signature:
+            threading.Thread(target=self._publish_catalog, name="catalog-probe", daemon=True).start()
 
     def tick(self) -> None:
         """One round: heartbeat (registering again if the row went away), then reap."""
@@ -245,6 +279,7 @@ class LeaseKeeper:
                 alive = store.worker_heartbeat(session, self.worker["name"])
             if not alive:
                 self._register()
+            self._refresh_catalog()
         reap(self.settings, sessions=self._sessions)
         with session_scope(sessions=self._sessions) as session:
             store.forget_workers(session, FORGET_WORKERS_S)

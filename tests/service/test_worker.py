@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 import torch
+from PIL import Image
 from sqlalchemy import func, select
 
 from backend import store
@@ -64,13 +65,39 @@ def test_job_runs_to_success_with_steps_and_masks(e2e_client, e2e_settings, spec
     assert job["disk_bytes"] > last.stat().st_size  # the run directory: checkpoints kept, the spec, the index
 
 
-def test_failing_job_stores_its_error_and_the_worker_goes_on(e2e_client, spec, submit, wait_for_job):
-    # mnist with an empty data directory (and no network download allowed to help) cannot load
-    broken = submit(e2e_client, {**spec, "name": "no-data", "dataset": "mnist"})
+def _wait_for_dataset(client, wait_until, name: str) -> None:
+    """Until the worker's published catalog (republished when its data directory changes) offers `name`."""
+
+    def offered():
+        datasets = client.get("/api/catalog").json()["datasets"]
+        return any(d["name"] == name and d["workers"] for d in datasets)
+
+    wait_until(offered, 180, f"the worker's catalog to offer {name}")
+
+
+def test_failing_job_stores_its_error_and_the_worker_goes_on(
+    e2e_client, e2e_settings, spec, submit, wait_for_job, wait_until
+):
+    _wait_for_dataset(e2e_client, wait_until, "digits")  # the worker has published its catalog
+    # mnist with an empty data directory is refused at submit: no online worker has its files
+    refused = e2e_client.post("/api/jobs", json={**spec, "name": "no-data", "dataset": "mnist"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "dataset"
+    # mnist files that are there but empty: the catalog lists mnist, the worker cannot load it
+    raw = e2e_settings.data_dir / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (raw / stem).write_bytes(b"")
+    _wait_for_dataset(e2e_client, wait_until, "mnist")
+    broken = submit(e2e_client, {**spec, "name": "empty-files", "dataset": "mnist"})
     after = submit(e2e_client, {**spec, "name": "after-failure"})
     failed = wait_for_job(e2e_client, broken, 180)
     assert failed["status"] == "failed"
-    assert "mnist" in failed["error"].lower()
+    assert failed["error"].startswith("ValueError: invalid literal"), failed["error"]
     assert failed["finished_at"]
     ok = wait_for_job(e2e_client, after, 240)
     assert ok["status"] == "succeeded", ok["error"]
@@ -78,13 +105,16 @@ def test_failing_job_stores_its_error_and_the_worker_goes_on(e2e_client, spec, s
 
 
 def test_a_failed_job_keeps_one_line_without_server_paths_and_the_traceback_goes_to_the_log(
-    e2e_client, e2e_settings, e2e_worker_log, spec, submit, wait_for_job
+    e2e_client, e2e_settings, e2e_worker_log, spec, submit, wait_for_job, wait_until
 ):
     # An image folder whose files are no images: PIL's error names the file by its full path on the server.
+    # The first training image is a real one, so the worker's catalog lists the folder (it reads one image).
     root = e2e_settings.data_dir / "broken"
     for part, cls in (("train", "a"), ("train", "b"), ("test", "a")):
         (root / part / cls).mkdir(parents=True, exist_ok=True)
         (root / part / cls / "0.png").write_bytes(b"not a png")
+    Image.new("L", (8, 8)).save(root / "train" / "a" / "0.png")
+    _wait_for_dataset(e2e_client, wait_until, "imagefolder:broken")
     job_id = submit(e2e_client, {**spec, "name": "broken-images", "dataset": "imagefolder:broken"})
     failed = wait_for_job(e2e_client, job_id, 180)
     assert failed["status"] == "failed"
