@@ -290,7 +290,7 @@ def test_compare_downsamples(client, spec_dict, db_url, step_factory):
 
 
 def test_exports(client, spec_dict, db_url, step_factory):
-    job_id = submit(client, spec_dict(name="lenet, \"quoted\""))["id"]
+    job_id = submit(client, spec_dict(name='lenet, "quoted"'))["id"]
     steps = [step_factory(i) for i in range(2)]
     steps[1]["latency"]["layer_forms"] = {"fc1": "bsr", "fc2": "dense"}
     add_steps(db_url, job_id, steps)
