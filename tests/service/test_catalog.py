@@ -4,9 +4,21 @@ publishing its catalog is checked in test_exports.py."""
 
 from datetime import timedelta
 
+import pytest
+
 from backend import store
 from backend.db import session_scope
 from backend.models import utcnow
+from core import spec as core_spec
+
+
+@pytest.fixture(autouse=True)
+def api_process_layers(monkeypatch):
+    """Only the built-in models' layers, as in the API process: engine tests that build torchvision models in
+    this pytest process register those models' layers in core.spec (the worker does so when it builds one)."""
+    for name in ("MODEL_LAYERS", "DEFAULT_LAYERS"):
+        registry = getattr(core_spec, name)
+        monkeypatch.setattr(core_spec, name, {n: registry[n] for n in core_spec.MODELS})
 
 
 def _catalog() -> dict:
