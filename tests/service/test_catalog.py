@@ -13,12 +13,18 @@ from core import spec as core_spec
 
 
 @pytest.fixture(autouse=True)
-def api_process_layers(monkeypatch):
+def api_process_layers():
     """Only the built-in models' layers, as in the API process: engine tests that build torchvision models in
-    this pytest process register those models' layers in core.spec (the worker does so when it builds one)."""
-    for name in ("MODEL_LAYERS", "DEFAULT_LAYERS"):
-        registry = getattr(core_spec, name)
-        monkeypatch.setattr(core_spec, name, {n: registry[n] for n in core_spec.MODELS})
+    this pytest process register those models' layers in core.spec (the worker does so when it builds one).
+    The registries are emptied in place, since other modules hold them by reference, and restored after."""
+    saved = [(registry, dict(registry)) for registry in (core_spec.MODEL_LAYERS, core_spec.DEFAULT_LAYERS)]
+    for registry, _ in saved:
+        for name in [n for n in registry if n not in core_spec.MODELS]:
+            del registry[name]
+    yield
+    for registry, entries in saved:
+        registry.clear()
+        registry.update(entries)
 
 
 def _catalog() -> dict:
